@@ -1,0 +1,458 @@
+// Command payfuse is the PayFuse console: one binary that serves the web
+// console and scripts its administration.
+//
+//	payfuse [global flags] [serve] [--addr 127.0.0.1:8080] [--demo]
+//	payfuse [global flags] migrate
+//	payfuse [global flags] user create --username NAME --role ROLE [--merchant CODE …] --password-stdin
+//
+// Run `payfuse --help` or `payfuse CMD --help` for everything.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	_ "time/tzdata" // merchant time zones work on machines without zoneinfo
+
+	"payfuse/models"
+	"payfuse/views"
+	"payfuse/web"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// globals are the flags every command takes; each has an environment variable.
+type globals struct {
+	db            string
+	masterKeyFile string
+	secureCookies bool
+	logFormat     string
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envBool(name string) bool {
+	switch strings.ToLower(os.Getenv(name)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.db, "db", g.db, "database: sqlite:PATH or mysql://USER[:PASS]@HOST:PORT/DBNAME[?params] (env PAYFUSE_DB)")
+	fs.StringVar(&g.masterKeyFile, "master-key-file", g.masterKeyFile, "file with the 32-byte key that encrypts secrets and session cookies (env PAYFUSE_MASTER_KEY_FILE;\nwith SQLite and none given, one is generated next to the database file)")
+	fs.BoolVar(&g.secureCookies, "secure-cookies", g.secureCookies, "mark cookies Secure and use the __Host- prefix; turn on behind TLS (env PAYFUSE_SECURE_COOKIES=1)")
+	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log format: text or json (env PAYFUSE_LOG_FORMAT)")
+}
+
+const usage = `PayFuse — one console for a merchant's payment channels.
+
+Usage:
+  payfuse [global flags] [command] [flags]
+
+Commands:
+  serve          run the web console (the default command)
+  migrate        apply database migrations and exit
+  user create    create a user (password read from standard input)
+  user list      list users
+  user set-password  set a user's password (read from standard input) and unlock the account
+
+Global flags (also accepted after the command):
+`
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{
+		db:            envOr("PAYFUSE_DB", "sqlite:payfuse.db"),
+		masterKeyFile: envOr("PAYFUSE_MASTER_KEY_FILE", ""),
+		secureCookies: envBool("PAYFUSE_SECURE_COOKIES"),
+		logFormat:     envOr("PAYFUSE_LOG_FORMAT", "text"),
+	}
+	root := flag.NewFlagSet("payfuse", flag.ContinueOnError)
+	root.SetOutput(stderr)
+	g.register(root)
+	root.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		root.PrintDefaults()
+		fmt.Fprintln(stderr, "\nRun 'payfuse CMD --help' for a command's own flags.")
+	}
+	if err := root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	rest := root.Args()
+	cmd := "serve"
+	if len(rest) > 0 {
+		cmd, rest = rest[0], rest[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(ctx, g, rest, stdout, stderr)
+	case "migrate":
+		err = cmdMigrate(g, rest, stdout, stderr)
+	case "user":
+		err = cmdUser(g, rest, stdin, stdout, stderr)
+	case "help":
+		root.Usage()
+		return 0
+	default:
+		fmt.Fprintf(stderr, "payfuse: unknown command %q (run 'payfuse --help')\n", cmd)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "payfuse: "+oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// oneLine makes an error fit the promise of a one-line reason.
+func oneLine(err error) string {
+	var fe models.FieldErrors
+	if errors.As(err, &fe) {
+		parts := []string{}
+		for field, key := range fe {
+			parts = append(parts, field+": "+views.Translate(views.LangEN, key))
+		}
+		return strings.Join(parts, "; ")
+	}
+	if key := err.Error(); strings.HasPrefix(key, "err.") {
+		return views.Translate(views.LangEN, key)
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+func newFlags(name, synopsis string, g *globals, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	g.register(fs)
+	return fs
+}
+
+func (g *globals) logger(stderr io.Writer) (*slog.Logger, error) {
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", g.logFormat)
+}
+
+// open connects to the database and applies pending migrations.
+func (g *globals) open() (*models.Store, models.DSN, error) {
+	dsn, err := models.ParseDSN(g.db)
+	if err != nil {
+		return nil, dsn, err
+	}
+	db, err := models.Open(dsn)
+	if err != nil {
+		return nil, dsn, err
+	}
+	if err := models.Migrate(db, dsn.Dialect); err != nil {
+		return nil, dsn, err
+	}
+	return models.NewStore(db, dsn.Dialect), dsn, nil
+}
+
+// masterKey loads the key-encrypting key; with SQLite and no key given it
+// creates one beside the database file (mode 0600) and warns.
+func (g *globals) masterKey(dsn models.DSN, log *slog.Logger) ([]byte, error) {
+	if g.masterKeyFile != "" {
+		return models.LoadMasterKey(g.masterKeyFile)
+	}
+	if dsn.Dialect != models.SQLite {
+		return nil, errors.New("with MySQL a master key is required: give --master-key-file or PAYFUSE_MASTER_KEY_FILE (32 random bytes, e.g. `head -c 32 /dev/urandom > payfuse.key`)")
+	}
+	path := dsn.Path + ".key"
+	if _, err := os.Stat(path); err == nil {
+		log.Warn("using the master key generated beside the database; keep a copy apart from the database backups", "file", path)
+		return models.LoadMasterKey(path)
+	}
+	key, err := models.CreateMasterKey(path)
+	if err != nil {
+		return nil, err
+	}
+	log.Warn("no --master-key-file given: generated a new master key beside the database; back it up separately — without it, stored secrets cannot be read", "file", path)
+	return key, nil
+}
+
+func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "payfuse serve [--addr 127.0.0.1:8080] [--demo] [--trusted-proxies CIDR,…]", g, stderr)
+	addr := fs.String("addr", envOr("PAYFUSE_ADDR", "127.0.0.1:8080"), "listen address (env PAYFUSE_ADDR)")
+	demo := fs.Bool("demo", false, "create demo users for each role and print their passwords")
+	proxies := fs.String("trusted-proxies", envOr("PAYFUSE_TRUSTED_PROXIES", ""), "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is trusted (env PAYFUSE_TRUSTED_PROXIES)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	log, err := g.logger(stderr)
+	if err != nil {
+		return err
+	}
+	store, dsn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	key, err := g.masterKey(dsn, log)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(store, stdout, log); err != nil {
+		return err
+	}
+	if *demo {
+		if err := createDemoUsers(store, stdout); err != nil {
+			return err
+		}
+	}
+	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log}
+	if *proxies != "" {
+		for _, p := range strings.Split(*proxies, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			}
+		}
+	}
+	srv, err := web.New(cfg, store)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("PayFuse console listening", "url", "http://"+*addr, "db", dsn.String())
+	return srv.Listen(ctx)
+}
+
+// bootstrapAdmin creates the first administrator on an empty database and
+// prints its one-time password; it must be changed at first sign-in.
+func bootstrapAdmin(store *models.Store, stdout io.Writer, log *slog.Logger) error {
+	n, err := store.CountUsers()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	pw := models.RandomPassword(20)
+	_, err = store.CreateUser(models.SystemActor, models.NewUser{Username: "admin", Password: pw, Role: string(models.RoleAdmin), MustChangePassword: true})
+	var fe models.FieldErrors
+	if errors.As(err, &fe) && fe["username"] == "err.username_taken" {
+		return nil // another process created it at the same moment
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n  First start: created the administrator account.\n    username: admin\n    password: %s\n  This password is shown only now; you must change it at first sign-in.\n\n", pw)
+	log.Info("initial administrator created (password printed once on standard output)")
+	return nil
+}
+
+// createDemoUsers makes (or refreshes) one demo user per role with fresh
+// passwords. Their merchant scope names the demo merchants.
+func createDemoUsers(store *models.Store, stdout io.Writer) error {
+	fmt.Fprintln(stdout, "\n  Demo users (passwords are new on every --demo start):")
+	for _, d := range []struct {
+		name string
+		role models.Role
+	}{{"demo-admin", models.RoleAdmin}, {"demo-operator", models.RoleOperator}, {"demo-finance", models.RoleFinance}} {
+		pw := models.RandomPassword(16)
+		u, err := store.GetUserByUsername(d.name)
+		switch {
+		case errors.Is(err, models.ErrNotFound):
+			_, err = store.CreateUser(models.SystemActor, models.NewUser{Username: d.name, Password: pw, Role: string(d.role), Merchants: models.DemoMerchants})
+		case err == nil:
+			err = store.SetPassword(models.SystemActor, u.ID, pw, false)
+		}
+		if err != nil {
+			return fmt.Errorf("demo user %s: %w", d.name, err)
+		}
+		fmt.Fprintf(stdout, "    %-14s %-9s %s\n", d.name, d.role, pw)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+func cmdMigrate(g *globals, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("migrate", "payfuse migrate", g, stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	store, dsn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	v, err := store.SchemaVersion()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is at schema version %d\n", dsn, v)
+	return nil
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func readPassword(stdin io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on standard input (pipe it in: echo \"$PW\" | payfuse user create … --password-stdin)")
+	}
+	return line, nil
+}
+
+func cmdUser(g *globals, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, "Usage:\n  payfuse user create --username NAME --role admin|operator|finance [--merchant CODE …] --password-stdin [--must-change-password] [--json]\n  payfuse user list [--json]\n  payfuse user set-password --username NAME --password-stdin\n")
+		if len(args) == 0 {
+			return errors.New("user: name a subcommand: create, list or set-password")
+		}
+		return flag.ErrHelp
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "create":
+		fs := newFlags("user create", "payfuse user create --username NAME --role admin|operator|finance [--merchant CODE …] --password-stdin", g, stderr)
+		username := fs.String("username", "", "the new user's name (3–64 of a-z 0-9 . _ -)")
+		role := fs.String("role", "", "admin, operator or finance")
+		var merchants stringList
+		fs.Var(&merchants, "merchant", "merchant code in the user's scope (repeat for several; ignored for admins)")
+		pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input (required; passwords never go on the command line)")
+		mustChange := fs.Bool("must-change-password", false, "make the user choose a new password at first sign-in")
+		asJSON := fs.Bool("json", false, "print the result as JSON")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("user create: unexpected argument %q (passwords are read from standard input with --password-stdin)", fs.Arg(0))
+		}
+		if *username == "" || *role == "" {
+			return errors.New("user create: --username and --role are required")
+		}
+		if !*pwStdin {
+			return errors.New("user create: --password-stdin is required; pipe the password in on standard input")
+		}
+		pw, err := readPassword(stdin)
+		if err != nil {
+			return err
+		}
+		store, _, err := g.open()
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		u, err := store.CreateUser(models.CLIActor(), models.NewUser{Username: *username, Password: pw, Role: *role, Merchants: merchants, MustChangePassword: *mustChange})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]any{"id": u.ID, "username": u.Username, "role": u.Role, "merchants": nonNil(u.Merchants)})
+		}
+		fmt.Fprintf(stdout, "created user %s (%s, id %d)\n", u.Username, u.Role, u.ID)
+		return nil
+	case "list":
+		fs := newFlags("user list", "payfuse user list [--json]", g, stderr)
+		asJSON := fs.Bool("json", false, "print JSON lines")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		store, _, err := g.open()
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		for page := 1; ; page++ {
+			users, total, err := store.ListUsers(models.UserFilter{Page: page, Size: 200})
+			if err != nil {
+				return err
+			}
+			for _, u := range users {
+				if *asJSON {
+					json.NewEncoder(stdout).Encode(map[string]any{"id": u.ID, "username": u.Username, "role": u.Role, "merchants": nonNil(u.Merchants), "disabled": u.Disabled})
+				} else {
+					fmt.Fprintf(stdout, "%-6d %-24s %-9s disabled=%-5v %s\n", u.ID, u.Username, u.Role, u.Disabled, strings.Join(u.Merchants, ","))
+				}
+			}
+			if int64(page*200) >= total {
+				return nil
+			}
+		}
+	case "set-password":
+		fs := newFlags("user set-password", "payfuse user set-password --username NAME --password-stdin", g, stderr)
+		username := fs.String("username", "", "the user")
+		pwStdin := fs.Bool("password-stdin", false, "read the password from standard input (required)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if *username == "" || !*pwStdin {
+			return errors.New("user set-password: --username and --password-stdin are required")
+		}
+		pw, err := readPassword(stdin)
+		if err != nil {
+			return err
+		}
+		store, _, err := g.open()
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		u, err := store.GetUserByUsername(*username)
+		if errors.Is(err, models.ErrNotFound) {
+			return fmt.Errorf("user set-password: no user %q", *username)
+		}
+		if err != nil {
+			return err
+		}
+		if err := store.SetPassword(models.CLIActor(), u.ID, pw, false); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "password of %s set; the account is unlocked and its sessions ended\n", u.Username)
+		return nil
+	}
+	return fmt.Errorf("user: unknown subcommand %q (want create, list or set-password)", sub)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

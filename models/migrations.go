@@ -1,0 +1,172 @@
+package models
+
+import (
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one numbered, append-only schema step. A shipped step is never
+// edited: later changes are new steps. Each step uses its own frozen struct
+// snapshots (below) so that later changes to the live entities cannot change
+// what an old step creates.
+type migration struct {
+	Version int
+	Name    string
+	Up      func(tx *gorm.DB) error
+}
+
+// schemaMigration records an applied step.
+type schemaMigration struct {
+	Version   int    `gorm:"primaryKey;autoIncrement:false"`
+	Name      string `gorm:"size:128;not null"`
+	AppliedAt time.Time
+}
+
+func (schemaMigration) TableName() string { return "schema_migrations" }
+
+var migrations = []migration{
+	{1, "users, sessions, audit log", migrate0001},
+}
+
+// LatestVersion is the schema version this binary expects.
+func LatestVersion() int { return migrations[len(migrations)-1].Version }
+
+// Migrate applies every pending step, each in its own transaction, and records
+// it in schema_migrations. On MySQL a named lock serialises concurrent
+// migrators (several `payfuse serve` starting at once); on SQLite the
+// immediate transaction does. MySQL commits DDL implicitly, so each step is
+// also written to be re-runnable (tables are created only when missing).
+func Migrate(db *gorm.DB, dialect Dialect) error {
+	return db.Connection(func(conn *gorm.DB) error {
+		// Connection's handle does not clone on chaining; a session does, so
+		// one query's clauses cannot leak into the next.
+		conn = conn.Session(&gorm.Session{})
+		if dialect == MySQL {
+			var got int
+			if err := conn.Raw("SELECT GET_LOCK('payfuse_migrate', 120)").Scan(&got).Error; err != nil || got != 1 {
+				return fmt.Errorf("models: unable to take the migration lock (another process migrating?): %v", err)
+			}
+			defer conn.Exec("SELECT RELEASE_LOCK('payfuse_migrate')")
+		}
+		if err := conn.AutoMigrate(&schemaMigration{}); err != nil {
+			return fmt.Errorf("models: unable to create schema_migrations: %w", err)
+		}
+		var newest int
+		if err := conn.Model(&schemaMigration{}).Select("COALESCE(MAX(version), 0)").Scan(&newest).Error; err != nil {
+			return fmt.Errorf("models: unable to read schema version: %w", err)
+		}
+		if newest > LatestVersion() {
+			return fmt.Errorf("models: the database is at schema version %d but this binary knows only up to %d; upgrade payfuse", newest, LatestVersion())
+		}
+		for _, m := range migrations {
+			err := conn.Transaction(func(tx *gorm.DB) error {
+				var n int64
+				if err := tx.Model(&schemaMigration{}).Where("version = ?", m.Version).Count(&n).Error; err != nil {
+					return err
+				}
+				if n > 0 {
+					return nil
+				}
+				if err := m.Up(tx); err != nil {
+					return err
+				}
+				return tx.Create(&schemaMigration{Version: m.Version, Name: m.Name, AppliedAt: time.Now().UTC()}).Error
+			})
+			if err != nil {
+				return fmt.Errorf("models: migration %d (%s) failed: %w", m.Version, m.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// SchemaVersion reports the newest applied migration (0 on an empty database).
+func (s *Store) SchemaVersion() (int, error) {
+	if !s.DB.Migrator().HasTable(&schemaMigration{}) {
+		return 0, nil
+	}
+	var v int
+	err := s.DB.Model(&schemaMigration{}).Select("COALESCE(MAX(version), 0)").Scan(&v).Error
+	return v, err
+}
+
+// createMissing creates each table that does not exist yet, with its indexes.
+func createMissing(tx *gorm.DB, tables ...any) error {
+	for _, t := range tables {
+		if tx.Migrator().HasTable(t) {
+			continue
+		}
+		if err := tx.Migrator().CreateTable(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// --- 0001: frozen snapshots ---
+
+type m0001User struct {
+	ID                 uint64 `gorm:"primaryKey"`
+	Username           string `gorm:"size:64;not null;uniqueIndex:ux_users_username"`
+	PasswordHash       string `gorm:"size:255;not null"`
+	Role               string `gorm:"size:16;not null;index:ix_users_role"`
+	Disabled           bool   `gorm:"not null;default:false"`
+	MustChangePassword bool   `gorm:"not null;default:false"`
+	Locale             string `gorm:"size:8;not null;default:''"`
+	FailedLogins       int    `gorm:"not null;default:0"`
+	FailedWindowStart  *time.Time
+	LockedUntil        *time.Time
+	PrivVersion        int `gorm:"not null;default:1"`
+	PasswordChangedAt  time.Time
+	LastLoginAt        *time.Time
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+func (m0001User) TableName() string { return "users" }
+
+type m0001UserMerchant struct {
+	UserID       uint64 `gorm:"primaryKey;autoIncrement:false"`
+	MerchantCode string `gorm:"primaryKey;size:32;index:ix_user_merchants_code"`
+}
+
+func (m0001UserMerchant) TableName() string { return "user_merchants" }
+
+type m0001Session struct {
+	ID          uint64 `gorm:"primaryKey"`
+	TokenHash   string `gorm:"size:64;not null;uniqueIndex:ux_sessions_token"`
+	UserID      uint64 `gorm:"not null;index:ix_sessions_user"`
+	CSRFToken   string `gorm:"column:csrf_token;size:64;not null"`
+	PrivVersion int    `gorm:"not null"`
+	IP          string `gorm:"size:64;not null;default:''"`
+	UserAgent   string `gorm:"size:255;not null;default:''"`
+	CreatedAt   time.Time
+	LastSeenAt  time.Time `gorm:"not null"`
+	ExpiresAt   time.Time `gorm:"not null;index:ix_sessions_expires"`
+}
+
+func (m0001Session) TableName() string { return "sessions" }
+
+type m0001AuditLog struct {
+	ID           uint64    `gorm:"primaryKey"`
+	At           time.Time `gorm:"not null;index:ix_audit_at;index:ix_audit_actor_at,priority:2;index:ix_audit_action_at,priority:2"`
+	ActorID      *uint64
+	Actor        string `gorm:"size:64;not null;index:ix_audit_actor_at,priority:1"`
+	Action       string `gorm:"size:64;not null;index:ix_audit_action_at,priority:1"`
+	ObjectType   string `gorm:"size:32;not null;default:''"`
+	ObjectID     string `gorm:"size:64;not null;default:''"`
+	MerchantCode string `gorm:"size:32;not null;default:''"`
+	IP           string `gorm:"size:64;not null;default:''"`
+	RequestID    string `gorm:"size:64;not null;default:''"`
+	Detail       string `gorm:"size:500;not null;default:''"`
+	Before       string `gorm:"type:text"`
+	After        string `gorm:"type:text"`
+}
+
+func (m0001AuditLog) TableName() string { return "audit_logs" }
+
+func migrate0001(tx *gorm.DB) error {
+	return createMissing(tx, &m0001User{}, &m0001UserMerchant{}, &m0001Session{}, &m0001AuditLog{})
+}

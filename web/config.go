@@ -1,0 +1,21 @@
+// Package web is PayFuse's HTTP server: one table of routes (each with the
+// role it needs), the middleware chain and the error handler.
+package web
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is the server's configuration, built by main from flags and env.
+type Config struct {
+	Addr           string
+	SecureCookies  bool
+	TrustedProxies []string // addresses/CIDRs whose X-Forwarded-For is believed
+	MasterKey      []byte
+	Logger         *slog.Logger
+	// LoginFailuresPerAddress bounds failed sign-ins per client address per
+	// LoginFailureWindow (defaults 30 per 15 minutes).
+	LoginFailuresPerAddress int
+	LoginFailureWindow      time.Duration
+}

@@ -1,0 +1,98 @@
+package web
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"payfuse/handlers"
+	"payfuse/models"
+)
+
+// Access is who may use a route.
+type Access int
+
+// Access levels. Admins pass every check; operators and finance pass the ones
+// that name them.
+const (
+	Public   Access = iota // anyone, signed in or not
+	Anyone                 // any signed-in user
+	Admin                  // admins only
+	Operator               // operators (and admins)
+	Finance                // finance (and admins)
+	OpsFin                 // operators and finance (and admins)
+)
+
+// Allows reports whether a role passes the check (role "" = anonymous).
+func (a Access) Allows(role models.Role) bool {
+	switch a {
+	case Public:
+		return true
+	case Anyone:
+		return role != ""
+	}
+	if role == models.RoleAdmin {
+		return true
+	}
+	switch a {
+	case Operator:
+		return role == models.RoleOperator
+	case Finance:
+		return role == models.RoleFinance
+	case OpsFin:
+		return role == models.RoleOperator || role == models.RoleFinance
+	}
+	return false
+}
+
+// Route is one line of the routes table.
+type Route struct {
+	Method  string
+	Path    string
+	Access  Access
+	Handler fiber.Handler
+	// API routes answer 401/403 as JSON instead of redirecting to sign-in.
+	API bool
+	// DuringPasswordChange routes stay reachable while a user must still
+	// replace a generated password (everything else redirects to /account).
+	DuringPasswordChange bool
+}
+
+// Routes is PayFuse's routes table: every route, the role it needs, once.
+// A test walks it and proves each route refuses the wrong people.
+func Routes(h *handlers.Handlers) []Route {
+	return []Route{
+		// Sign-in and session.
+		{Method: "GET", Path: "/login", Access: Public, Handler: h.LoginForm},
+		{Method: "POST", Path: "/login", Access: Public, Handler: h.LoginSubmit},
+		{Method: "POST", Path: "/logout", Access: Anyone, Handler: h.Logout, DuringPasswordChange: true},
+		{Method: "POST", Path: "/lang", Access: Public, Handler: h.SetLanguage, DuringPasswordChange: true},
+		{Method: "GET", Path: "/healthz", Access: Public, Handler: h.Healthz, API: true},
+
+		// Own account.
+		{Method: "GET", Path: "/account", Access: Anyone, Handler: h.Account, DuringPasswordChange: true},
+		{Method: "POST", Path: "/account/password", Access: Anyone, Handler: h.AccountPasswordUpdate, DuringPasswordChange: true},
+
+		// Areas.
+		{Method: "GET", Path: "/", Access: Anyone, Handler: h.Dashboard},
+		{Method: "GET", Path: "/merchants", Access: Anyone, Handler: h.Placeholder("nav.merchants")},
+		{Method: "GET", Path: "/channels", Access: Operator, Handler: h.Placeholder("nav.channels")},
+		{Method: "GET", Path: "/ledger", Access: OpsFin, Handler: h.Placeholder("nav.ledger")},
+		{Method: "GET", Path: "/flows", Access: Operator, Handler: h.Placeholder("nav.flows")},
+		{Method: "GET", Path: "/kpis", Access: Finance, Handler: h.Placeholder("nav.kpis")},
+		{Method: "GET", Path: "/reports", Access: Finance, Handler: h.Placeholder("nav.reports")},
+
+		// Users (admin).
+		{Method: "GET", Path: "/users", Access: Admin, Handler: h.UserList},
+		{Method: "GET", Path: "/users/new", Access: Admin, Handler: h.UserNew},
+		{Method: "POST", Path: "/users", Access: Admin, Handler: h.UserCreate},
+		{Method: "GET", Path: "/users/:id", Access: Admin, Handler: h.UserEdit},
+		{Method: "POST", Path: "/users/:id", Access: Admin, Handler: h.UserUpdate},
+		{Method: "POST", Path: "/users/:id/disable", Access: Admin, Handler: h.UserDisable},
+		{Method: "POST", Path: "/users/:id/enable", Access: Admin, Handler: h.UserEnable},
+		{Method: "POST", Path: "/users/:id/reset-password", Access: Admin, Handler: h.UserResetPassword},
+		{Method: "POST", Path: "/users/:id/sessions/:sid/revoke", Access: Admin, Handler: h.UserSessionRevoke},
+		{Method: "POST", Path: "/users/:id/sessions/revoke-all", Access: Admin, Handler: h.UserSessionsRevokeAll},
+
+		// Audit log (admin).
+		{Method: "GET", Path: "/audit", Access: Admin, Handler: h.AuditList},
+	}
+}

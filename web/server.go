@@ -1,0 +1,260 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+
+	"payfuse/handlers"
+	"payfuse/models"
+	"payfuse/static"
+)
+
+// Server is the configured console: the Fiber app, its handlers and routes.
+type Server struct {
+	App    *fiber.App
+	H      *handlers.Handlers
+	Routes []Route
+	cfg    Config
+	log    *slog.Logger
+}
+
+// New builds the console over store.
+func New(cfg Config, store *models.Store) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	sessions, err := handlers.NewSessionManager(cfg.MasterKey, cfg.SecureCookies)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.LoginFailuresPerAddress <= 0 {
+		cfg.LoginFailuresPerAddress = 30
+	}
+	if cfg.LoginFailureWindow <= 0 {
+		cfg.LoginFailureWindow = 15 * time.Minute
+	}
+	h := &handlers.Handlers{
+		Store: store, Sessions: sessions, Log: log,
+		Limiter: handlers.NewLimiter(cfg.LoginFailuresPerAddress, cfg.LoginFailureWindow),
+	}
+	s := &Server{H: h, cfg: cfg, log: log}
+	fc := fiber.Config{
+		AppName:               "PayFuse",
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		BodyLimit:             4 << 20,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		Immutable:             true, // strings from requests may outlive them (limiter keys, logs)
+		EnableIPValidation:    true,
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		fc.EnableTrustedProxyCheck = true
+		fc.TrustedProxies = cfg.TrustedProxies
+		fc.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	app := fiber.New(fc)
+	s.App = app
+
+	app.Use(requestid.New())
+	app.Use(s.logRequests)
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		log.Error("panic", "panic", fmt.Sprint(e), "request_id", c.Locals("requestid"), "stack", string(debug.Stack()))
+	}}))
+	app.Use(s.securityHeaders)
+	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 365 * 24 * 3600}))
+	app.Use(h.LoadIdentity)
+
+	s.Routes = Routes(h)
+	for _, r := range s.Routes {
+		app.Add(r.Method, r.Path, s.guard(r), r.Handler)
+	}
+	h.CanAccess = s.canAccess
+	return s, nil
+}
+
+// canAccess reports whether role may GET path, by the routes table.
+func (s *Server) canAccess(role models.Role, path string) bool {
+	for _, r := range s.Routes {
+		if r.Method == fiber.MethodGet && r.Path == path {
+			return r.Access.Allows(role)
+		}
+	}
+	return false
+}
+
+// Listen serves on cfg.Addr until ctx ends, then shuts down gracefully:
+// requests in flight get up to 10 seconds to finish.
+func (s *Server) Listen(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go s.purgeSessions(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- s.App.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+		return s.App.ShutdownWithTimeout(10 * time.Second)
+	}
+}
+
+func (s *Server) purgeSessions(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.H.Store.PurgeExpiredSessions(); err != nil {
+				s.log.Warn("session purge failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("expired sessions purged", "count", n)
+			}
+		}
+	}
+}
+
+// logRequests logs one line per request. Errors from the chain are drawn by
+// the error handler here, so the logged status is the one the client got.
+func (s *Server) logRequests(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	attrs := []any{
+		"method", c.Method(), "path", c.Path(), "status", c.Response().StatusCode(),
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.IP(),
+		"request_id", c.Locals("requestid"),
+	}
+	if id := handlers.IdentityOf(c); id.User != nil {
+		attrs = append(attrs, "user", id.User.Username)
+	}
+	if !strings.HasPrefix(c.Path(), "/static/") {
+		s.log.Info("request", attrs...)
+	}
+	return nil
+}
+
+// contentSecurityPolicy allows only PayFuse's own files: no inline script,
+// no framing, forms only to itself.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+func (s *Server) securityHeaders(c *fiber.Ctx) error {
+	c.Set("Content-Security-Policy", contentSecurityPolicy)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "same-origin")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
+	c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	if s.cfg.SecureCookies {
+		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000")
+	}
+	if !strings.HasPrefix(c.Path(), "/static/") {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+	}
+	return c.Next()
+}
+
+// errUnauthenticated marks an API request without a valid session.
+var errUnauthenticated = fiber.NewError(fiber.StatusUnauthorized, "sign in required")
+
+// errCSRF marks a state change without a valid CSRF token or from another site.
+var errCSRF = &fiber.Error{Code: fiber.StatusForbidden, Message: "csrf"}
+
+// guard enforces a route's access rule, the forced password change and CSRF.
+func (s *Server) guard(r Route) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := handlers.IdentityOf(c)
+		var role models.Role
+		if id.User != nil {
+			role = id.User.Role
+		}
+		if !r.Access.Allows(role) {
+			if id.User != nil {
+				return fiber.ErrForbidden
+			}
+			if r.API {
+				return errUnauthenticated
+			}
+			next := c.OriginalURL()
+			if c.Method() != fiber.MethodGet {
+				next = "/"
+			}
+			loginURL := "/login?next=" + urlQueryEscape(next)
+			if c.Get("HX-Request") == "true" {
+				c.Set("HX-Redirect", loginURL)
+				return c.SendStatus(fiber.StatusUnauthorized)
+			}
+			return c.Redirect(loginURL, fiber.StatusSeeOther)
+		}
+		if id.User != nil && id.User.MustChangePassword && !r.DuringPasswordChange {
+			return c.Redirect("/account", fiber.StatusSeeOther)
+		}
+		if !isSafeMethod(c.Method()) {
+			if err := checkCSRF(c, id.CSRF); err != nil {
+				s.log.Warn("csrf refused", "path", c.Path(), "ip", c.IP(), "reason", err.Error(), "request_id", c.Locals("requestid"))
+				return errCSRF
+			}
+		}
+		return c.Next()
+	}
+}
+
+func isSafeMethod(m string) bool {
+	return m == fiber.MethodGet || m == fiber.MethodHead || m == fiber.MethodOptions
+}
+
+// handleError draws every error: a page in the user's language (or JSON for
+// API routes) that never shows internal text; 5xx are logged with the request id.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	code := fiber.StatusInternalServerError
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code = fe.Code
+	}
+	rid, _ := c.Locals("requestid").(string)
+	if code >= 500 {
+		s.log.Error("request failed", "err", err.Error(), "method", c.Method(), "path", c.Path(), "request_id", rid)
+	}
+	key := errorKey(code, err == error(errCSRF))
+	c.Response().ResetBody()
+	if strings.HasPrefix(c.Path(), "/api/") || c.Path() == "/healthz" || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
+		return c.Status(code).JSON(fiber.Map{"error": fiber.Map{"code": key, "message": http.StatusText(code), "request_id": rid}})
+	}
+	f := s.H.Frame(c)
+	if rerr := s.H.RenderFrame(c, code, f, errorPage(code, key, rid, f.User != nil)); rerr != nil {
+		s.log.Error("error page failed", "err", rerr.Error(), "request_id", rid)
+		c.Response().ResetBody()
+		return c.Status(code).SendString(http.StatusText(code))
+	}
+	return nil
+}
