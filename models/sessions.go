@@ -108,7 +108,7 @@ func (s *Store) loginRefused(a Actor, u *User, reason string, count bool) error 
 		now := s.now()
 		if count {
 			var cur User
-			if err := tx.Clauses(lockForUpdate(s.Dialect)).First(&cur, u.ID).Error; err != nil {
+			if err := s.forUpdate(tx).First(&cur, u.ID).Error; err != nil {
 				return err
 			}
 			n, start := cur.FailedLogins, cur.FailedWindowStart

@@ -304,11 +304,13 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-func lockForUpdate(d Dialect) clause.Expression {
-	if d == MySQL {
-		return clause.Locking{Strength: "UPDATE"}
+// forUpdate locks the rows a transaction reads on MySQL; on SQLite the
+// immediate transaction already holds the database's write lock.
+func (s *Store) forUpdate(tx *gorm.DB) *gorm.DB {
+	if s.Dialect == MySQL {
+		return tx.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
-	return clause.Expr{} // SQLite: the immediate transaction already holds the write lock
+	return tx
 }
 
 // otherEnabledAdmins counts enabled admins other than id.
@@ -337,7 +339,7 @@ func (s *Store) UpdateUserAccess(a Actor, id uint64, role string, merchants []st
 	var out *User
 	err = s.Tx(func(tx *gorm.DB) error {
 		var u User
-		if err := tx.Clauses(lockForUpdate(s.Dialect)).First(&u, id).Error; err != nil {
+		if err := s.forUpdate(tx).First(&u, id).Error; err != nil {
 			return notFound(err)
 		}
 		if err := s.loadMerchants(tx, &u); err != nil {
@@ -382,7 +384,7 @@ func (s *Store) UpdateUserAccess(a Actor, id uint64, role string, merchants []st
 func (s *Store) SetUserDisabled(a Actor, id uint64, disabled bool) error {
 	return s.Tx(func(tx *gorm.DB) error {
 		var u User
-		if err := tx.Clauses(lockForUpdate(s.Dialect)).First(&u, id).Error; err != nil {
+		if err := s.forUpdate(tx).First(&u, id).Error; err != nil {
 			return notFound(err)
 		}
 		if u.Disabled == disabled {

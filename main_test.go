@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"payfuse/models"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func testDB(t *testing.T) string {
+	if dsn := os.Getenv(models.TestMySQLEnv); dsn != "" {
+		// The CLI against MySQL gets a database of its own through OpenTest.
+		s := models.OpenTest(t)
+		var name string
+		s.DB.Raw("SELECT DATABASE()").Scan(&name)
+		d, _ := models.ParseDSN(dsn)
+		return "mysql://" + d.MySQL.User + "@" + d.MySQL.Addr + "/" + name
+	}
+	return "sqlite:" + filepath.Join(t.TempDir(), "cli.db")
+}
+
+func TestUserCreateReadsPasswordFromStdin(t *testing.T) {
+	db := testDB(t)
+	code, out, errs := runCLI(t, "a fine long password\n", "--db", db, "user", "create", "--username", "Fin", "--role", "finance",
+		"--merchant", "SHOP_SH", "--merchant", "shop_bj", "--password-stdin", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got struct {
+		ID        uint64   `json:"id"`
+		Username  string   `json:"username"`
+		Merchants []string `json:"merchants"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Username != "fin" || strings.Join(got.Merchants, ",") != "SHOP_BJ,SHOP_SH" {
+		t.Fatalf("output %q (%v)", out, err)
+	}
+	// The password works: sign in through the store.
+	dsn, _ := models.ParseDSN(db)
+	gdb, _ := models.Open(dsn)
+	store := models.NewStore(gdb, dsn.Dialect)
+	defer store.Close()
+	if _, _, _, err := store.Login(models.CLIActor(), "fin", "a fine long password", "test"); err != nil {
+		t.Fatalf("the created user cannot sign in: %v", err)
+	}
+	rows, _ := store.ListAudit(models.AuditFilter{Action: models.ActUserCreate})
+	if len(rows.Rows) != 1 || rows.Rows[0].Actor != "cli" {
+		t.Fatalf("CLI creation audit: %+v", rows.Rows)
+	}
+}
+
+func TestUserCreateRefusals(t *testing.T) {
+	db := testDB(t)
+	cases := []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"password as argument", "", []string{"user", "create", "--username", "x1y", "--role", "admin", "hunter2hunter2"}, "unexpected argument"},
+		{"no --password-stdin", "pw pw pw pw pw\n", []string{"user", "create", "--username", "x1y", "--role", "admin"}, "--password-stdin is required"},
+		{"empty stdin", "", []string{"user", "create", "--username", "x1y", "--role", "admin", "--password-stdin"}, "no password on standard input"},
+		{"bad role", "long enough password\n", []string{"user", "create", "--username", "x1y", "--role", "boss", "--password-stdin"}, "role: Choose one of the roles"},
+		{"short password", "short\n", []string{"user", "create", "--username", "x1y", "--role", "admin", "--password-stdin"}, "at least 12 characters"},
+		{"bad merchant", "long enough password\n", []string{"user", "create", "--username", "x1y", "--role", "operator", "--merchant", "no good!", "--password-stdin"}, "Merchant codes"},
+		{"unknown subcommand", "", []string{"user", "explode"}, "unknown subcommand"},
+		{"bad db", "", []string{"--db", "postgres://x", "migrate"}, "expected sqlite:PATH or mysql://"},
+	}
+	for _, c := range cases {
+		code, _, errs := runCLI(t, c.stdin, append([]string{"--db", db}, c.args...)...)
+		if code == 0 || !strings.Contains(errs, c.want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+			t.Errorf("%s: exit %d, stderr %q; want one line with %q", c.name, code, errs, c.want)
+		}
+	}
+	if code, out, _ := runCLI(t, "", "--db", db, "user", "list"); code != 0 || strings.Contains(out, "x1y") {
+		t.Errorf("a refused command created a user: %s", out)
+	}
+}
+
+func TestHelpAndUnknownCommand(t *testing.T) {
+	if code, _, errs := runCLI(t, "", "--help"); code != 0 || !strings.Contains(errs, "user create") || !strings.Contains(errs, "-master-key-file") {
+		t.Errorf("--help: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "", "serve", "--help"); code != 0 || !strings.Contains(errs, "-addr") || !strings.Contains(errs, "-demo") {
+		t.Errorf("serve --help: %d %s", code, errs)
+	}
+	if code, _, _ := runCLI(t, "", "frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d, want 2", code)
+	}
+}
+
+func TestMigrateAndServeBootstrap(t *testing.T) {
+	db := testDB(t)
+	code, out, errs := runCLI(t, "", "--db", db, "migrate")
+	if code != 0 || !strings.Contains(out, "schema version") {
+		t.Fatalf("migrate: %d %s %s", code, out, errs)
+	}
+	var keyArgs []string
+	mysql := strings.HasPrefix(db, "mysql://")
+	if mysql {
+		if code, _, errs := runCLI(t, "", "--db", db, "serve", "--addr", "127.0.0.1:0"); code == 0 || !strings.Contains(errs, "master key is required") {
+			t.Fatalf("serve on MySQL without a key: %d %s", code, errs)
+		}
+		keyFile := filepath.Join(t.TempDir(), "master.key")
+		if _, err := models.CreateMasterKey(keyFile); err != nil {
+			t.Fatal(err)
+		}
+		keyArgs = []string{"--master-key-file", keyFile}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out1, err1 bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, append([]string{"--db", db, "serve", "--addr", "127.0.0.1:0", "--demo"}, keyArgs...), strings.NewReader(""), &out1, &err1)
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d: %s", code, err1.String())
+	}
+	m := regexp.MustCompile(`username: admin\s+password: (\S+)`).FindStringSubmatch(out1.String())
+	if m == nil || !strings.Contains(out1.String(), "demo-operator") || !strings.Contains(out1.String(), "demo-finance") {
+		t.Fatalf("first start printed %q", out1.String())
+	}
+	if !mysql {
+		keyPath := strings.TrimPrefix(db, "sqlite:") + ".key"
+		st, err := os.Stat(keyPath)
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("generated master key: %v %v", st, err)
+		}
+		if !strings.Contains(err1.String(), "generated a new master key") {
+			t.Error("no warning about the generated key")
+		}
+	}
+	if strings.Contains(err1.String(), m[1]) {
+		t.Error("the admin password reached the log")
+	}
+	// Second start: no new admin, the key is reused.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	var out2, err2 bytes.Buffer
+	go func() {
+		done <- run(ctx2, append([]string{"--db", db, "serve", "--addr", "127.0.0.1:0"}, keyArgs...), strings.NewReader(""), &out2, &err2)
+	}()
+	time.Sleep(1 * time.Second)
+	cancel2()
+	<-done
+	if strings.Contains(out2.String(), "password:") {
+		t.Fatal("a second start printed a new admin password")
+	}
+	dsn, _ := models.ParseDSN(db)
+	gdb, _ := models.Open(dsn)
+	store := models.NewStore(gdb, dsn.Dialect)
+	defer store.Close()
+	u, err := store.GetUserByUsername("admin")
+	if err != nil || !u.MustChangePassword || u.Role != models.RoleAdmin {
+		t.Fatalf("bootstrap admin: %+v %v", u, err)
+	}
+	if _, _, _, err := store.Login(models.CLIActor(), "admin", m[1], "t"); err != nil {
+		t.Fatalf("the printed password does not work: %v", err)
+	}
+}
