@@ -167,6 +167,19 @@ func (h *Handlers) setDisabled(c *fiber.Ctx, disabled bool) error {
 	return redirect(c, fmt.Sprintf("/users/%d", id))
 }
 
+// UserUnlock lifts a sign-in lockout.
+func (h *Handlers) UserUnlock(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := h.Store.UnlockUser(actor(c), id); err != nil {
+		return storeErr(err)
+	}
+	h.flash(c, "success", "users.unlocked")
+	return redirect(c, fmt.Sprintf("/users/%d", id))
+}
+
 // UserResetPassword issues a new random password, shown once, and ends the user's sessions.
 func (h *Handlers) UserResetPassword(c *fiber.Ctx) error {
 	id, err := paramID(c, "id")

@@ -59,6 +59,7 @@ const (
 	ActLoginFailure     = "login.failure"
 	ActLogout           = "logout"
 	ActUserLocked       = "user.locked"
+	ActUserUnlock       = "user.unlock"
 	ActUserCreate       = "user.create"
 	ActUserUpdate       = "user.update"
 	ActUserDisable      = "user.disable"
@@ -72,7 +73,7 @@ const (
 
 // AuditActions lists the actions the audit page offers as a filter.
 var AuditActions = []string{
-	ActLoginSuccess, ActLoginFailure, ActLogout, ActUserLocked, ActUserCreate, ActUserUpdate,
+	ActLoginSuccess, ActLoginFailure, ActLogout, ActUserLocked, ActUserUnlock, ActUserCreate, ActUserUpdate,
 	ActUserDisable, ActUserEnable, ActPasswordReset, ActPasswordChange, ActSessionRevoke,
 	ActSessionRevokeAll, ActLocaleChange,
 }

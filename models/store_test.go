@@ -401,3 +401,23 @@ func TestParseDSN(t *testing.T) {
 		}
 	}
 }
+
+func TestUnlockUser(t *testing.T) {
+	s, _ := testStore(t)
+	u := MustCreateUser(t, s, "hal", "hals password!!", RoleOperator)
+	for i := 0; i < LockThreshold; i++ {
+		s.Login(web, "hal", "not the password", "ua")
+	}
+	if _, _, _, err := s.Login(web, "hal", "hals password!!", "ua"); err == nil {
+		t.Fatal("not locked")
+	}
+	if err := s.UnlockUser(web, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Login(web, "hal", "hals password!!", "ua"); err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	if len(auditActions(t, s, ActUserUnlock)) != 1 {
+		t.Fatal("unlock not audited")
+	}
+}

@@ -424,6 +424,24 @@ func (s *Store) SetUserDisabled(a Actor, id uint64, disabled bool) error {
 	})
 }
 
+// UnlockUser lifts a sign-in lockout before it runs out, audited.
+func (s *Store) UnlockUser(a Actor, id uint64) error {
+	return s.Tx(func(tx *gorm.DB) error {
+		var u User
+		if err := tx.First(&u, id).Error; err != nil {
+			return notFound(err)
+		}
+		if err := tx.Model(&User{}).Where("id = ?", id).Updates(map[string]any{
+			"failed_logins": 0, "failed_window_start": nil, "locked_until": nil, "updated_at": s.now(),
+		}).Error; err != nil {
+			return fmt.Errorf("store: unable to unlock user: %w", err)
+		}
+		return writeAudit(tx, a, s.now(), AuditEvent{Action: ActUserUnlock, ObjectType: "user", ObjectID: idStr(id),
+			Before: map[string]any{"username": u.Username, "locked_until": u.LockedUntil},
+			After:  map[string]any{"username": u.Username, "locked_until": nil}})
+	})
+}
+
 // ResetPassword gives a user a new random password that must be changed at the
 // next sign-in, revokes their sessions and returns the password (shown once).
 func (s *Store) ResetPassword(a Actor, id uint64) (string, error) {

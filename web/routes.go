@@ -88,6 +88,7 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "POST", Path: "/users/:id", Access: Admin, Handler: h.UserUpdate},
 		{Method: "POST", Path: "/users/:id/disable", Access: Admin, Handler: h.UserDisable},
 		{Method: "POST", Path: "/users/:id/enable", Access: Admin, Handler: h.UserEnable},
+		{Method: "POST", Path: "/users/:id/unlock", Access: Admin, Handler: h.UserUnlock},
 		{Method: "POST", Path: "/users/:id/reset-password", Access: Admin, Handler: h.UserResetPassword},
 		{Method: "POST", Path: "/users/:id/sessions/:sid/revoke", Access: Admin, Handler: h.UserSessionRevoke},
 		{Method: "POST", Path: "/users/:id/sessions/revoke-all", Access: Admin, Handler: h.UserSessionsRevokeAll},
