@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"payfuse/channels/testkeys"
 	"payfuse/models"
 )
 
@@ -169,5 +170,86 @@ func TestMigrateAndServeBootstrap(t *testing.T) {
 	}
 	if _, _, _, err := store.Login(models.CLIActor(), "admin", m[1], "t"); err != nil {
 		t.Fatalf("the printed password does not work: %v", err)
+	}
+}
+
+func TestMerchantAndChannelCLI(t *testing.T) {
+	db := testDB(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "master.key")
+	if _, err := models.CreateMasterKey(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	g := []string{"--db", db, "--master-key-file", keyFile}
+	code, out, errs := runCLI(t, "", append(g, "merchant", "create", "--code", "SHOP_CLI", "--name", "CLI 店", "--json")...)
+	if code != 0 || !strings.Contains(out, `"code":"SHOP_CLI"`) || !strings.Contains(out, `"timezone":"Asia/Shanghai"`) {
+		t.Fatalf("merchant create: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := runCLI(t, "", append(g, "merchant", "create", "--code", "SHOP_CLI", "--name", "again")...); code == 0 || !strings.Contains(errs, "exists already") {
+		t.Fatalf("duplicate merchant: %d %s", code, errs)
+	}
+	values := testkeys.Credentials("wechat", time.Now())
+	args := append([]string{}, g...)
+	args = append(args, "channel", "configure", "--merchant", "SHOP_CLI", "--channel", "wechat", "--name", "WeChat CLI", "--json")
+	for _, f := range []string{"app_id", "mch_id", "merchant_serial_no", "platform_public_key_id"} {
+		args = append(args, "--set", f+"="+string(values[f]))
+	}
+	for _, f := range []string{"apiv3_key", "merchant_private_key", "platform_public_key"} {
+		p := filepath.Join(dir, f)
+		os.WriteFile(p, values[f], 0o600)
+		args = append(args, "--file", f+"="+p)
+	}
+	// A secret on the command line is refused before anything happens.
+	refused := append(append([]string{}, args...), "--set", "apiv3_key="+string(values["apiv3_key"]))
+	if code, _, errs := runCLI(t, "", refused...); code == 0 || !strings.Contains(errs, "secret") || strings.Contains(errs, string(values["apiv3_key"])) {
+		t.Fatalf("secret via --set: %d %s", code, errs)
+	}
+	code, out, errs = runCLI(t, "", args...)
+	if code != 0 {
+		t.Fatalf("channel configure: %d %s", code, errs)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["merchant"] != "SHOP_CLI" || got["channel"] != "wechat" || !strings.HasPrefix(got["notify_path"].(string), "/notify/wechat/") || got["id"] == nil || got["created"] != true {
+		t.Fatalf("configure output: %s", out)
+	}
+	// Reconfigure (same account): change the fee only; secrets stay.
+	code, out, errs = runCLI(t, "", append(g, "channel", "configure", "--merchant", "SHOP_CLI", "--channel", "wechat", "--set", "fee_rate_bp=38", "--json")...)
+	if code != 0 || !strings.Contains(out, `"fee_rate_bp":38`) || strings.Contains(out, `"created"`) {
+		t.Fatalf("reconfigure: %d %s %s", code, out, errs)
+	}
+	// Bad credentials: a one-line refusal, nothing changed.
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("short"), 0o600)
+	if code, _, errs := runCLI(t, "", append(g, "channel", "configure", "--merchant", "SHOP_CLI", "--channel", "wechat", "--file", "apiv3_key="+short)...); code == 0 || !strings.Contains(errs, "apiv3_key") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		t.Fatalf("bad key: %d %q", code, errs)
+	}
+	code, out, _ = runCLI(t, "", append(g, "channel", "list", "--merchant", "SHOP_CLI", "--json")...)
+	if code != 0 || !strings.Contains(out, `"fingerprint"`) || !strings.Contains(out, `"check_ok":true`) {
+		t.Fatalf("channel list: %s", out)
+	}
+	for _, secret := range [][]byte{values["apiv3_key"], values["merchant_private_key"][40:80]} {
+		if strings.Contains(out, string(secret)) {
+			t.Fatal("channel list prints a secret")
+		}
+	}
+	// Rotation: the new key works, the old one no longer does; a second run is a no-op.
+	newKey := filepath.Join(dir, "new.key")
+	models.CreateMasterKey(newKey)
+	code, out, errs = runCLI(t, "", append(g, "keys", "rotate", "--new-master-key-file", newKey)...)
+	if code != 0 || !strings.Contains(out, "re-wrapped 1 data key") {
+		t.Fatalf("rotate: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := runCLI(t, "", "--db", db, "--master-key-file", keyFile, "keys", "rotate", "--new-master-key-file", newKey); code != 0 || !strings.Contains(out, "(1 already were)") {
+		t.Fatalf("re-run of rotate: %d %s", code, out)
+	}
+	g2 := []string{"--db", db, "--master-key-file", newKey}
+	if code, _, errs := runCLI(t, "", append(g2, "channel", "configure", "--merchant", "SHOP_CLI", "--channel", "wechat", "--set", "fee_rate_bp=40")...); code != 0 {
+		t.Fatalf("with the new key: %s", errs)
+	}
+	if code, _, errs := runCLI(t, "", append(g, "channel", "configure", "--merchant", "SHOP_CLI", "--channel", "wechat", "--set", "fee_rate_bp=41")...); code == 0 || !strings.Contains(errs, "master key does not match") {
+		t.Fatalf("with the old key: %d %s", code, errs)
 	}
 }

@@ -59,8 +59,8 @@ func requestID(c *fiber.Ctx) string {
 // route table entry allows them to open it.
 var navItems = []views.NavItem{
 	{Path: "/", Label: "nav.dashboard", Icon: "home"},
-	{Path: "/merchants", Label: "nav.merchants", Icon: "store", Pending: true},
-	{Path: "/channels", Label: "nav.channels", Icon: "link", Pending: true},
+	{Path: "/merchants", Label: "nav.merchants", Icon: "store"},
+	{Path: "/channels", Label: "nav.channels", Icon: "link"},
 	{Path: "/ledger", Label: "nav.ledger", Icon: "list", Pending: true},
 	{Path: "/flows", Label: "nav.flows", Icon: "flow", Pending: true},
 	{Path: "/kpis", Label: "nav.kpis", Icon: "gauge", Pending: true},

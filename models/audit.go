@@ -69,13 +69,27 @@ const (
 	ActSessionRevoke    = "session.revoke"
 	ActSessionRevokeAll = "session.revoke_all"
 	ActLocaleChange     = "user.locale_change"
+
+	ActMerchantCreate     = "merchant.create"
+	ActMerchantUpdate     = "merchant.update"
+	ActMerchantSuspend    = "merchant.suspend"
+	ActMerchantReactivate = "merchant.reactivate"
+	ActAccountCreate      = "channel_account.create"
+	ActAccountUpdate      = "channel_account.update"
+	ActAccountDelete      = "channel_account.delete"
+	ActAccountCheck       = "channel_account.check"
+	ActSecretSet          = "secret.set"
+	ActSecretClear        = "secret.clear"
+	ActKeysRotate         = "keys.rotate"
 )
 
 // AuditActions lists the actions the audit page offers as a filter.
 var AuditActions = []string{
 	ActLoginSuccess, ActLoginFailure, ActLogout, ActUserLocked, ActUserUnlock, ActUserCreate, ActUserUpdate,
 	ActUserDisable, ActUserEnable, ActPasswordReset, ActPasswordChange, ActSessionRevoke,
-	ActSessionRevokeAll, ActLocaleChange,
+	ActSessionRevokeAll, ActLocaleChange, ActMerchantCreate, ActMerchantUpdate, ActMerchantSuspend,
+	ActMerchantReactivate, ActAccountCreate, ActAccountUpdate, ActAccountDelete, ActAccountCheck,
+	ActSecretSet, ActSecretClear, ActKeysRotate,
 }
 
 // writeAudit records ev inside tx, so the record commits or rolls back with the change.
@@ -112,7 +126,8 @@ const Redacted = "[redacted]"
 // are not secrets.
 func IsSecretField(name string) bool {
 	n := strings.ToLower(name)
-	if strings.HasSuffix(n, "fingerprint") || strings.HasSuffix(n, "key_id") || strings.HasSuffix(n, "_set") {
+	if strings.HasSuffix(n, "fingerprint") || strings.HasSuffix(n, "key_id") || strings.HasSuffix(n, "_set") ||
+		strings.HasSuffix(n, "_at") || strings.HasPrefix(n, "must_change") {
 		return false
 	}
 	for _, w := range []string{"password", "passwd", "secret", "token", "private", "apiv3", "pfx", "hash", "csrf", "cookie"} {
@@ -144,9 +159,14 @@ func redact(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, val := range t {
-			if IsSecretField(k) {
-				t[k] = Redacted
-			} else {
+			switch val.(type) {
+			case bool, float64, nil:
+				// A flag, a count or nothing cannot hold a secret.
+			default:
+				if IsSecretField(k) {
+					t[k] = Redacted
+					continue
+				}
 				t[k] = redact(val)
 			}
 		}

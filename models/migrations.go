@@ -28,6 +28,7 @@ func (schemaMigration) TableName() string { return "schema_migrations" }
 
 var migrations = []migration{
 	{1, "users, sessions, audit log", migrate0001},
+	{2, "merchants, channel accounts, sealed credentials", migrate0002},
 }
 
 // LatestVersion is the schema version this binary expects.
@@ -169,4 +170,71 @@ func (m0001AuditLog) TableName() string { return "audit_logs" }
 
 func migrate0001(tx *gorm.DB) error {
 	return createMissing(tx, &m0001User{}, &m0001UserMerchant{}, &m0001Session{}, &m0001AuditLog{})
+}
+
+// --- 0002: frozen snapshots ---
+
+type m0002Merchant struct {
+	ID        uint64 `gorm:"primaryKey"`
+	Code      string `gorm:"size:32;not null;uniqueIndex:ux_merchants_code"`
+	Name      string `gorm:"size:128;not null"`
+	Contact   string `gorm:"size:255;not null;default:''"`
+	Timezone  string `gorm:"size:64;not null"`
+	Currency  string `gorm:"size:3;not null"`
+	Status    string `gorm:"size:16;not null;index:ix_merchants_status"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+func (m0002Merchant) TableName() string { return "merchants" }
+
+type m0002DataKey struct {
+	ID          uint64 `gorm:"primaryKey"`
+	MasterKeyID string `gorm:"size:16;not null;index:ix_data_keys_master"`
+	Wrapped     []byte `gorm:"not null"`
+	CreatedAt   time.Time
+	RotatedAt   *time.Time
+}
+
+func (m0002DataKey) TableName() string { return "data_keys" }
+
+type m0002ChannelAccount struct {
+	ID           uint64     `gorm:"primaryKey"`
+	MerchantID   uint64     `gorm:"not null;index:ix_channel_accounts_merchant"`
+	MerchantCode string     `gorm:"size:32;not null;index:ix_channel_accounts_code"`
+	Channel      string     `gorm:"size:16;not null"`
+	DisplayName  string     `gorm:"size:128;not null"`
+	Methods      string     `gorm:"size:64;not null;default:''"`
+	FeeRateBP    int        `gorm:"column:fee_rate_bp;not null;default:0"`
+	Enabled      bool       `gorm:"not null;default:true"`
+	Settings     string     `gorm:"type:text"`
+	DataKeyID    uint64     `gorm:"not null"`
+	CertNotAfter *time.Time `gorm:"index:ix_channel_accounts_cert"`
+	CheckOK      bool       `gorm:"column:check_ok;not null;default:false"`
+	CheckSummary string     `gorm:"type:text"`
+	CheckedAt    *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	UpdatedBy    string `gorm:"size:64;not null;default:''"`
+}
+
+func (m0002ChannelAccount) TableName() string { return "channel_accounts" }
+
+type m0002ChannelSecret struct {
+	ID          uint64 `gorm:"primaryKey"`
+	AccountID   uint64 `gorm:"not null;uniqueIndex:ux_channel_secrets_field,priority:1"`
+	Field       string `gorm:"size:64;not null;uniqueIndex:ux_channel_secrets_field,priority:2"`
+	Ciphertext  []byte `gorm:"not null"`
+	DataKeyID   uint64 `gorm:"not null;index:ix_channel_secrets_key"`
+	Fingerprint string `gorm:"size:100;not null;default:''"`
+	Size        int    `gorm:"not null;default:0"`
+	Meta        string `gorm:"size:500;not null;default:''"`
+	UpdatedAt   time.Time
+	UpdatedBy   string `gorm:"size:64;not null;default:''"`
+}
+
+func (m0002ChannelSecret) TableName() string { return "channel_secrets" }
+
+func migrate0002(tx *gorm.DB) error {
+	return createMissing(tx, &m0002Merchant{}, &m0002DataKey{}, &m0002ChannelAccount{}, &m0002ChannelSecret{})
 }

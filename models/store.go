@@ -16,6 +16,8 @@ type Store struct {
 	Dialect Dialect
 	// Now is the clock; tests replace it to move time.
 	Now func() time.Time
+	// Vault seals channel credentials; nil when no master key is configured.
+	Vault *Vault
 }
 
 // NewStore wraps an open database.

@@ -421,3 +421,19 @@ func TestUnlockUser(t *testing.T) {
 		t.Fatal("unlock not audited")
 	}
 }
+
+func TestAuditKeepsFlagsAndTimesOfSecretNamedFields(t *testing.T) {
+	s, _ := testStore(t)
+	s.Audit(web, AuditEvent{Action: "flags", After: map[string]any{
+		"must_change_password": true, "password_changed_at": "2026-01-01T00:00:00Z", "password": "hunter2hunter2", "token_count": 3,
+	}})
+	row := auditActions(t, s, "flags")[0]
+	for _, kept := range []string{`"must_change_password":true`, `"password_changed_at":"2026-01-01T00:00:00Z"`, `"token_count":3`} {
+		if !strings.Contains(row.After, kept) {
+			t.Errorf("audit lost %s: %s", kept, row.After)
+		}
+	}
+	if strings.Contains(row.After, "hunter2") {
+		t.Error("the password was kept")
+	}
+}

@@ -2,10 +2,12 @@ package views
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"payfuse/channels"
 	"payfuse/models"
 )
 
@@ -89,4 +91,145 @@ func u64(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func isLocked(u *models.User) bool {
 	return u.LockedUntil != nil && time.Now().Before(*u.LockedUntil)
+}
+
+func merchantPath(id uint64) string { return "/merchants/" + u64(id) }
+
+func merchantFormAction(id uint64) string {
+	if id == 0 {
+		return "/merchants"
+	}
+	return merchantPath(id)
+}
+
+func merchantCancel(id uint64) string {
+	if id == 0 {
+		return "/merchants"
+	}
+	return merchantPath(id)
+}
+
+// L shows a channel's bilingual text in the request's language.
+func L(ctx context.Context, t channels.Text) string { return t.In(LangOf(ctx)) }
+
+func accountPath(id uint64) string { return "/channels/" + u64(id) }
+
+func accountFormAction(id uint64) string {
+	if id == 0 {
+		return "/channels"
+	}
+	return accountPath(id)
+}
+
+func accountCancel(d AccountForm) string {
+	if d.ID != 0 {
+		return accountPath(d.ID)
+	}
+	return merchantPath(d.Merchant.ID)
+}
+
+func channelColour(code string) string {
+	switch code {
+	case "wechat":
+		return "bg-[#07c160]"
+	case "alipay":
+		return "bg-[#1677ff]"
+	case "unionpay":
+		return "bg-[#d7000f]"
+	}
+	return "bg-slate-400"
+}
+
+func channelInitial(code string) string {
+	switch code {
+	case "wechat":
+		return "微"
+	case "alipay":
+		return "支"
+	case "unionpay":
+		return "银"
+	}
+	return "?"
+}
+
+func channelName(ctx context.Context, code string) string {
+	if spec, ok := models.LookupChannel(code); ok {
+		return L(ctx, spec.Name)
+	}
+	return code
+}
+
+func methodsText(ctx context.Context, methods []string) string {
+	if len(methods) == 0 {
+		return "—"
+	}
+	out := make([]string, len(methods))
+	for i, m := range methods {
+		out[i] = T(ctx, "method."+m)
+	}
+	return strings.Join(out, " · ")
+}
+
+// feeRateText shows basis points as a percentage (60 → 0.60%).
+func feeRateText(bp int) string {
+	return strconv.Itoa(bp/100) + "." + fmt.Sprintf("%02d", bp%100) + "%"
+}
+
+func daysUntil(now, t time.Time) int { return int(t.Sub(now).Hours()/24) + 1 }
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func secretStatus(list []models.SecretStatus, field string) (models.SecretStatus, bool) {
+	for _, s := range list {
+		if s.Field == field {
+			return s, true
+		}
+	}
+	return models.SecretStatus{}, false
+}
+
+func secretPlaceholder(ctx context.Context, set bool) string {
+	if set {
+		return T(ctx, "accounts.keep_secret")
+	}
+	return ""
+}
+
+func inputClass(bad bool) string {
+	if bad {
+		return "block w-full rounded-md border border-red-400 bg-white px-3 py-2 text-sm shadow-sm focus:outline-none focus:ring-2 focus:ring-red-300"
+	}
+	return "block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm focus:border-primary focus:outline-none focus:ring-2 focus:ring-primary/30"
+}
+
+// fieldProblem is the message for one credential field, from the form's
+// field errors or the channel's checks.
+func fieldProblem(ctx context.Context, d AccountForm, field string) string {
+	if k := d.Errors[field]; k != "" {
+		return T(ctx, k)
+	}
+	var msgs []string
+	for _, p := range d.Problems {
+		if p.Field == field {
+			msgs = append(msgs, L(ctx, p.Message))
+		}
+	}
+	return strings.Join(msgs, " ")
+}
+
+func generalProblems(ps []channels.Problem) []channels.Problem {
+	var out []channels.Problem
+	for _, p := range ps {
+		if p.Field == "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

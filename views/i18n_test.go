@@ -12,7 +12,7 @@ import (
 )
 
 // keyRE finds string literals shaped like translation keys (prefix.rest).
-var keyRE = regexp.MustCompile(`"((?:account|action|action_name|audit|auth|dashboard|err|error|field|layout|nav|pager|placeholder|role|scope|sessions|status|users)\.[a-z0-9_.]+)"`)
+var keyRE = regexp.MustCompile(`"((?:account|accounts|action|action_name|audit|auth|common|dashboard|err|error|field|layout|merchant_status|merchants|method|nav|pager|placeholder|role|scope|sessions|status|users)\.[a-z0-9_.]+)"`)
 
 // usedKeys collects every key literal in the Go and templ sources, plus the
 // keys built at run time (roles, audit actions, error pages).
@@ -37,6 +37,9 @@ func usedKeys(t *testing.T) map[string]bool {
 	}
 	for _, r := range models.Roles {
 		keys["role."+string(r)] = true
+	}
+	for _, m := range models.Methods {
+		keys["method."+m] = true
 	}
 	for _, a := range models.AuditActions {
 		keys["action_name."+a] = true

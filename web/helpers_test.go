@@ -1,9 +1,11 @@
 package web_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -122,4 +124,36 @@ func loggedIn(t *testing.T, srv *web.Server, username, password string) *client 
 	c := newClient(t, srv)
 	c.login(username, password)
 	return c
+}
+
+// postMultipart sends a multipart form (fields and files) with the CSRF token.
+func (c *client) postMultipart(path string, fields map[string]string, files map[string][]byte) resp {
+	c.t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	w.WriteField("_csrf", c.csrf())
+	for k, v := range fields {
+		for _, part := range strings.Split(v, "\x00") {
+			w.WriteField(k, part)
+		}
+	}
+	for k, b := range files {
+		fw, _ := w.CreateFormFile(k, k+".bin")
+		fw.Write(b)
+	}
+	w.Close()
+	req := httptest.NewRequest("POST", path, &buf)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	for k, v := range c.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	res, err := c.srv.App.Test(req, -1)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, ck := range res.Cookies() {
+		c.cookies[ck.Name] = ck.Value
+	}
+	b, _ := io.ReadAll(res.Body)
+	return resp{res, string(b)}
 }

@@ -73,8 +73,28 @@ func Routes(h *handlers.Handlers) []Route {
 
 		// Areas.
 		{Method: "GET", Path: "/", Access: Anyone, Handler: h.Dashboard},
-		{Method: "GET", Path: "/merchants", Access: Anyone, Handler: h.Placeholder("nav.merchants")},
-		{Method: "GET", Path: "/channels", Access: Operator, Handler: h.Placeholder("nav.channels")},
+
+		// Merchants: everyone sees those in scope; admins change them.
+		{Method: "GET", Path: "/merchants", Access: Anyone, Handler: h.MerchantList},
+		{Method: "GET", Path: "/merchants/new", Access: Admin, Handler: h.MerchantNew},
+		{Method: "POST", Path: "/merchants", Access: Admin, Handler: h.MerchantCreate},
+		{Method: "GET", Path: "/merchants/:id", Access: Anyone, Handler: h.MerchantShow},
+		{Method: "GET", Path: "/merchants/:id/edit", Access: Admin, Handler: h.MerchantEdit},
+		{Method: "POST", Path: "/merchants/:id", Access: Admin, Handler: h.MerchantUpdate},
+		{Method: "POST", Path: "/merchants/:id/suspend", Access: Admin, Handler: h.MerchantSuspend},
+		{Method: "POST", Path: "/merchants/:id/reactivate", Access: Admin, Handler: h.MerchantReactivate},
+
+		// Channel accounts: operators see (never the secrets of) their merchants'
+		// accounts and may re-run the checks; only admins touch credentials.
+		{Method: "GET", Path: "/channels", Access: Operator, Handler: h.AccountList},
+		{Method: "GET", Path: "/channels/new", Access: Admin, Handler: h.AccountNew},
+		{Method: "POST", Path: "/channels", Access: Admin, Handler: h.AccountCreate},
+		{Method: "GET", Path: "/channels/:id", Access: Operator, Handler: h.AccountShow},
+		{Method: "POST", Path: "/channels/:id/check", Access: Operator, Handler: h.AccountCheck},
+		{Method: "GET", Path: "/channels/:id/edit", Access: Admin, Handler: h.AccountEdit},
+		{Method: "POST", Path: "/channels/:id", Access: Admin, Handler: h.AccountUpdate},
+		{Method: "POST", Path: "/channels/:id/delete", Access: Admin, Handler: h.AccountDelete},
+
 		{Method: "GET", Path: "/ledger", Access: OpsFin, Handler: h.Placeholder("nav.ledger")},
 		{Method: "GET", Path: "/flows", Access: Operator, Handler: h.Placeholder("nav.flows")},
 		{Method: "GET", Path: "/kpis", Access: Finance, Handler: h.Placeholder("nav.kpis")},

@@ -41,6 +41,11 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if store.Vault == nil {
+		if store.Vault, err = models.NewVault(cfg.MasterKey); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.LoginFailuresPerAddress <= 0 {
 		cfg.LoginFailuresPerAddress = 30
 	}
