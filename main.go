@@ -251,8 +251,14 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	if n, err := store.ForeignDataKeys(); err == nil && n > 0 {
+		log.Error("the master key does not match the stored credentials: they were sealed under another key and cannot be used until PayFuse runs with that key (pages still work)",
+			"configured_key_id", store.Vault.KeyID(), "sealed_credentials", n)
+	}
 	if *demo {
-		if err := createDemoData(store, stdout, log); err != nil {
+		if err := createDemoData(store, stdout, log); errors.Is(err, models.ErrMasterKeyMismatch) {
+			log.Error("demo channel accounts not created", "err", err)
+		} else if err != nil {
 			return err
 		}
 		if err := createDemoUsers(store, stdout); err != nil {
@@ -618,8 +624,8 @@ func accountJSON(a *models.ChannelAccount, store *models.Store, created bool) ma
 func cmdChannel(g *globals, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, "Usage:\n  payfuse channel configure --merchant CODE --channel wechat|alipay|unionpay [--name NAME] [--set FIELD=VALUE …] [--file FIELD=PATH …] [--json]\n  payfuse channel list [--merchant CODE] [--json]\n\nFields per channel:\n")
-		for _, code := range []string{"wechat", "alipay", "unionpay"} {
-			spec, _ := models.LookupChannel(code)
+		for _, spec := range models.ChannelSpecs() {
+			code := spec.Code
 			var names []string
 			for _, f := range spec.Fields {
 				n := f.Name

@@ -180,12 +180,4 @@ func (h *Handlers) setMerchantStatus(c *fiber.Ctx, status, msg string) error {
 }
 
 // channelOptions lists the channels PayFuse knows, for pickers.
-func channelOptions() []channels.Spec {
-	var out []channels.Spec
-	for _, code := range []string{"wechat", "alipay", "unionpay"} {
-		if s, ok := models.LookupChannel(code); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func channelOptions() []channels.Spec { return models.ChannelSpecs() }

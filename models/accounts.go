@@ -139,6 +139,9 @@ func (e *CredentialError) Error() string {
 // LookupChannel returns a channel's spec, or false.
 func LookupChannel(code string) (channels.Spec, bool) { return all.Lookup(code) }
 
+// ChannelSpecs lists every channel PayFuse knows, in display order.
+func ChannelSpecs() []channels.Spec { return all.Specs() }
+
 func fieldOf(spec channels.Spec, name string) (channels.Field, bool) {
 	for _, f := range spec.Fields {
 		if f.Name == name {

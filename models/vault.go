@@ -141,6 +141,17 @@ func (v *Vault) dataKey(db *gorm.DB, id uint64) ([]byte, error) {
 	return dk, nil
 }
 
+// ForeignDataKeys counts data keys wrapped by a master key other than the
+// vault's: credentials this process cannot open.
+func (s *Store) ForeignDataKeys() (int64, error) {
+	if s.Vault == nil {
+		return 0, ErrNoMasterKey
+	}
+	var n int64
+	err := s.DB.Model(&DataKey{}).Where("master_key_id <> ?", s.Vault.id).Count(&n).Error
+	return n, err
+}
+
 // RotateMasterKey re-wraps every data key under next, in one transaction.
 // Data keys already wrapped by next are left alone, so the command can be run
 // again after a crash or a success; afterwards only next opens the secrets.

@@ -233,3 +233,14 @@ func generalProblems(ps []channels.Problem) []channels.Problem {
 	}
 	return out
 }
+
+// canOpen reports whether the signed-in user's navigation offers the area at
+// path, i.e. whether links into it would open for them.
+func canOpen(ctx context.Context, path string) bool {
+	for _, item := range FrameOf(ctx).Nav {
+		if item.Path == path {
+			return true
+		}
+	}
+	return false
+}

@@ -73,8 +73,8 @@ func TestMerchantAndChannelScopes(t *testing.T) {
 	if r := fin.get("/merchants/" + id(bj.ID)); r.StatusCode != http.StatusNotFound {
 		t.Errorf("finance reads a foreign merchant: %d", r.StatusCode)
 	}
-	if r := fin.get("/merchants/" + id(sh.ID)); r.StatusCode != http.StatusOK {
-		t.Errorf("finance reads its merchant: %d", r.StatusCode)
+	if r := fin.get("/merchants/" + id(sh.ID)); r.StatusCode != http.StatusOK || strings.Contains(r.Body, `href="/channels/`) {
+		t.Errorf("finance reads its merchant: %d (and must get no links into /channels, which it may not open)", r.StatusCode)
 	}
 	// The operator may re-run the check on their own account.
 	if r := op.post("/channels/"+id(acctSH.ID)+"/check", nil); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "All checks passed") && !strings.Contains(r.Body, "全部检查通过") {
@@ -157,5 +157,41 @@ func TestAdminConfiguresWeChatAccountByPastingKeys(t *testing.T) {
 	}
 	if b := c.get("/").Body; strings.Contains(b, "Certificates expiring") {
 		t.Fatal("fresh certificates flagged on the dashboard")
+	}
+}
+
+// TestWrongMasterKeyStillServesPages: with another master key every page
+// still renders; using the credentials fails with a clear message and
+// nothing is overwritten.
+func TestWrongMasterKeyStillServesPages(t *testing.T) {
+	srv, store := newServer(t)
+	m, _ := store.CreateMerchant(models.SystemActor, models.MerchantInput{Code: "SHOP_SH", Name: "Shanghai"})
+	v := testkeys.Credentials("unionpay", time.Now())
+	acct, _, err := store.SaveAccount(models.SystemActor, 0, models.AccountInput{MerchantID: m.ID, Channel: "unionpay", Enabled: true, Values: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := store.SecretStatuses(acct.ID)
+	other := make([]byte, 32)
+	other[0] = 1
+	store.Vault, _ = models.NewVault(other)
+	models.MustCreateUser(t, store, "boss", "bosses password", models.RoleAdmin)
+	c := loggedIn(t, srv, "boss", "bosses password")
+	c.header.Set("Accept-Language", "en")
+	for _, p := range []string{"/", "/merchants", "/merchants/" + id(m.ID), "/channels", "/channels/" + id(acct.ID), "/channels/" + id(acct.ID) + "/edit"} {
+		if r := c.get(p); r.StatusCode != http.StatusOK {
+			t.Errorf("GET %s with the wrong key: %d", p, r.StatusCode)
+		}
+	}
+	if r := c.post("/channels/"+id(acct.ID)+"/check", nil); !strings.Contains(r.Body, "master key does not match") {
+		t.Error("check with the wrong key does not say the master key does not match")
+	}
+	r := c.postMultipart("/channels/"+id(acct.ID), map[string]string{"display_name": "x", "enabled": "1", "mer_id": string(v["mer_id"]), "sign_cert_password": "new password"}, nil)
+	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "master key does not match") {
+		t.Fatalf("save with the wrong key: %d %s", r.StatusCode, regexp.MustCompile(`(?s)role="alert".{0,400}`).FindString(r.Body))
+	}
+	after, _ := store.SecretStatuses(acct.ID)
+	if len(before) != len(after) || before[0].Fingerprint != after[0].Fingerprint || !before[0].UpdatedAt.Equal(after[0].UpdatedAt) {
+		t.Fatal("a save under the wrong key changed the stored credentials")
 	}
 }

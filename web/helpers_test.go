@@ -143,6 +143,9 @@ func (c *client) postMultipart(path string, fields map[string]string, files map[
 	}
 	w.Close()
 	req := httptest.NewRequest("POST", path, &buf)
+	for k, vs := range c.header {
+		req.Header[k] = vs
+	}
 	req.Header.Set("Content-Type", w.FormDataContentType())
 	for k, v := range c.cookies {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})
