@@ -167,3 +167,30 @@ func formList(c *fiber.Ctx, name string) []string {
 	}
 	return out
 }
+
+// pageLinks builds a list's previous/next links: base plus the non-empty
+// filters, plus page when past the first.
+func pageLinks(base string, filters map[string]string, page, size int, total int64) (prev, next string) {
+	link := func(p int) string {
+		v := url.Values{}
+		for k, val := range filters {
+			if val != "" {
+				v.Set(k, val)
+			}
+		}
+		if p > 1 {
+			v.Set("page", strconv.Itoa(p))
+		}
+		if len(v) == 0 {
+			return base
+		}
+		return base + "?" + v.Encode()
+	}
+	if page > 1 {
+		prev = link(page - 1)
+	}
+	if int64(page*size) < total {
+		next = link(page + 1)
+	}
+	return prev, next
+}

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -44,28 +43,7 @@ func (h *Handlers) MerchantList(c *fiber.Ctx) error {
 		d.From = (page-1)*merchantsPerPage + 1
 		d.To = d.From + len(list) - 1
 	}
-	link := func(p int) string {
-		v := url.Values{}
-		if f.Query != "" {
-			v.Set("q", f.Query)
-		}
-		if f.Status != "" {
-			v.Set("status", f.Status)
-		}
-		if p > 1 {
-			v.Set("page", strconv.Itoa(p))
-		}
-		if len(v) == 0 {
-			return "/merchants"
-		}
-		return "/merchants?" + v.Encode()
-	}
-	if page > 1 {
-		d.Prev = link(page - 1)
-	}
-	if int64(page*merchantsPerPage) < total {
-		d.Next = link(page + 1)
-	}
+	d.Prev, d.Next = pageLinks("/merchants", map[string]string{"q": f.Query, "status": f.Status}, page, merchantsPerPage, total)
 	return h.Render(c, fiber.StatusOK, views.MerchantsListPage(d))
 }
 

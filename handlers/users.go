@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -37,27 +36,7 @@ func (h *Handlers) UserList(c *fiber.Ctx) error {
 		d.From = (page-1)*usersPerPage + 1
 		d.To = d.From + len(users) - 1
 	}
-	link := func(p int) string {
-		v := url.Values{}
-		for k, val := range map[string]string{"q": f.Query, "role": f.Role, "status": f.Status} {
-			if val != "" {
-				v.Set(k, val)
-			}
-		}
-		if p > 1 {
-			v.Set("page", strconv.Itoa(p))
-		}
-		if len(v) == 0 {
-			return "/users"
-		}
-		return "/users?" + v.Encode()
-	}
-	if page > 1 {
-		d.Prev = link(page - 1)
-	}
-	if int64(page*usersPerPage) < total {
-		d.Next = link(page + 1)
-	}
+	d.Prev, d.Next = pageLinks("/users", map[string]string{"q": f.Query, "role": f.Role, "status": f.Status}, page, usersPerPage, total)
 	return h.Render(c, fiber.StatusOK, views.UsersListPage(d))
 }
 

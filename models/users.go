@@ -446,30 +446,7 @@ func (s *Store) UnlockUser(a Actor, id uint64) error {
 // next sign-in, revokes their sessions and returns the password (shown once).
 func (s *Store) ResetPassword(a Actor, id uint64) (string, error) {
 	pw := RandomPassword(16)
-	hash, err := HashPassword(pw)
-	if err != nil {
-		return "", err
-	}
-	err = s.Tx(func(tx *gorm.DB) error {
-		var u User
-		if err := tx.First(&u, id).Error; err != nil {
-			return notFound(err)
-		}
-		now := s.now()
-		if err := tx.Model(&User{}).Where("id = ?", id).Updates(map[string]any{
-			"password_hash": hash, "must_change_password": true, "password_changed_at": now,
-			"priv_version": gorm.Expr("priv_version + 1"), "failed_logins": 0, "failed_window_start": nil,
-			"locked_until": nil, "updated_at": now,
-		}).Error; err != nil {
-			return fmt.Errorf("store: unable to reset password: %w", err)
-		}
-		if err := tx.Where("user_id = ?", id).Delete(&Session{}).Error; err != nil {
-			return fmt.Errorf("store: unable to revoke sessions: %w", err)
-		}
-		return writeAudit(tx, a, now, AuditEvent{Action: ActPasswordReset, ObjectType: "user", ObjectID: idStr(id),
-			Detail: "password reset by " + a.Name + "; sessions revoked; change required at next sign-in",
-			After:  map[string]any{"username": u.Username, "must_change_password": true}})
-	})
+	err := s.replacePassword(a, id, pw, true, "password reset by "+a.Name+"; sessions revoked; change required at next sign-in")
 	if err != nil {
 		return "", err
 	}
@@ -482,9 +459,15 @@ func (s *Store) SetPassword(a Actor, id uint64, pw string, mustChange bool) erro
 	if k := PasswordError(pw); k != "" {
 		return FieldErrors{"password": k}
 	}
+	return s.replacePassword(a, id, pw, mustChange, "password set by "+a.Name+"; sessions revoked")
+}
+
+// replacePassword stores a new password for someone else's account: it clears
+// a lockout, bumps the privilege version, ends every session and audits.
+func (s *Store) replacePassword(a Actor, id uint64, pw string, mustChange bool, detail string) error {
 	hash, err := HashPassword(pw)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: unable to hash password: %w", err)
 	}
 	return s.Tx(func(tx *gorm.DB) error {
 		var u User
@@ -494,16 +477,16 @@ func (s *Store) SetPassword(a Actor, id uint64, pw string, mustChange bool) erro
 		now := s.now()
 		if err := tx.Model(&User{}).Where("id = ?", id).Updates(map[string]any{
 			"password_hash": hash, "must_change_password": mustChange, "password_changed_at": now,
-			"priv_version": gorm.Expr("priv_version + 1"), "updated_at": now,
-			"failed_logins": 0, "failed_window_start": nil, "locked_until": nil,
+			"priv_version": gorm.Expr("priv_version + 1"), "failed_logins": 0, "failed_window_start": nil,
+			"locked_until": nil, "updated_at": now,
 		}).Error; err != nil {
 			return fmt.Errorf("store: unable to set password: %w", err)
 		}
 		if err := tx.Where("user_id = ?", id).Delete(&Session{}).Error; err != nil {
-			return err
+			return fmt.Errorf("store: unable to revoke sessions: %w", err)
 		}
 		return writeAudit(tx, a, now, AuditEvent{Action: ActPasswordReset, ObjectType: "user", ObjectID: idStr(id),
-			After: map[string]any{"username": u.Username, "must_change_password": mustChange}})
+			Detail: detail, After: map[string]any{"username": u.Username, "must_change_password": mustChange}})
 	})
 }
 
