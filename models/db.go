@@ -127,8 +127,13 @@ func Open(dsn DSN) (*gorm.DB, error) {
 		// busy_timeout first so the other pragmas wait for a lock rather than fail;
 		// immediate transactions take the write lock up front, which avoids
 		// deadlocked read-to-write upgrades between concurrent requests.
+		//
+		// No _time_format: glebarez/go-sqlite v1.23.0 stops reading the DSN's
+		// parameters after it, which silently dropped _txlock (and let
+		// concurrent writers fail with SQLITE_BUSY). The default format,
+		// always in UTC here, sorts correctly as text.
 		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-			"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+			"&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		db, err := gorm.Open(sqlite.Open("file:"+dsn.Path+q), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("models: unable to open %s: %w", dsn, err)

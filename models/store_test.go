@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // clock is a settable time source for tests.
@@ -435,5 +437,31 @@ func TestAuditKeepsFlagsAndTimesOfSecretNamedFields(t *testing.T) {
 	}
 	if strings.Contains(row.After, "hunter2") {
 		t.Error("the password was kept")
+	}
+}
+
+// TestConcurrentWritersWait: on SQLite, transactions take the write lock up
+// front and wait for each other instead of failing with SQLITE_BUSY.
+func TestConcurrentWritersWait(t *testing.T) {
+	s := OpenTest(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Tx(func(tx *gorm.DB) error {
+				var n int64
+				tx.Model(&AuditLog{}).Count(&n) // read first, then write: the upgrade that used to fail
+				return tx.Create(&AuditLog{Actor: "x", Action: "concurrent", At: time.Now()}).Error
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
