@@ -89,7 +89,7 @@ var AuditActions = []string{
 	ActUserDisable, ActUserEnable, ActPasswordReset, ActPasswordChange, ActSessionRevoke,
 	ActSessionRevokeAll, ActLocaleChange, ActMerchantCreate, ActMerchantUpdate, ActMerchantSuspend,
 	ActMerchantReactivate, ActAccountCreate, ActAccountUpdate, ActAccountDelete, ActAccountCheck,
-	ActSecretSet, ActSecretClear, ActKeysRotate,
+	ActSecretSet, ActSecretClear, ActKeysRotate, ActImport,
 }
 
 // writeAudit records ev inside tx, so the record commits or rolls back with the change.

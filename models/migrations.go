@@ -29,6 +29,7 @@ func (schemaMigration) TableName() string { return "schema_migrations" }
 var migrations = []migration{
 	{1, "users, sessions, audit log", migrate0001},
 	{2, "merchants, channel accounts, sealed credentials", migrate0002},
+	{3, "ledger: transactions, sources, imports, daily rollups", migrate0003},
 }
 
 // LatestVersion is the schema version this binary expects.
@@ -237,4 +238,100 @@ func (m0002ChannelSecret) TableName() string { return "channel_secrets" }
 
 func migrate0002(tx *gorm.DB) error {
 	return createMissing(tx, &m0002Merchant{}, &m0002DataKey{}, &m0002ChannelAccount{}, &m0002ChannelSecret{})
+}
+
+// --- 0003: frozen snapshots ---
+
+type m0003Transaction struct {
+	ID               uint64 `gorm:"primaryKey"`
+	MerchantID       uint64 `gorm:"not null"`
+	MerchantCode     string `gorm:"size:32;not null;index:ix_txn_merchant_date,priority:1;index:ix_txn_merchant_id,priority:1"`
+	AccountID        uint64 `gorm:"not null;index:ix_txn_account"`
+	Channel          string `gorm:"size:16;not null;uniqueIndex:ux_txn_natural,priority:1"`
+	Kind             string `gorm:"size:8;not null;uniqueIndex:ux_txn_natural,priority:2"`
+	ChannelRef       string `gorm:"size:64;not null;uniqueIndex:ux_txn_natural,priority:3"`
+	PaymentRef       string `gorm:"size:64;not null;default:'';index:ix_txn_payment_ref"`
+	PaymentID        *uint64
+	MerchantOrderNo  string `gorm:"size:64;not null;default:'';index:ix_txn_order_no"`
+	RefundNo         string `gorm:"size:64;not null;default:'';index:ix_txn_refund_no"`
+	Method           string `gorm:"size:8;not null;default:''"`
+	Status           string `gorm:"size:16;not null"`
+	NativeStatus     string `gorm:"size:32;not null;default:''"`
+	RefundState      string `gorm:"size:8;not null;default:'none'"`
+	RefundedAmount   int64  `gorm:"not null;default:0"`
+	Amount           int64  `gorm:"not null"`
+	Fee              int64  `gorm:"not null;default:0"`
+	FeeKnown         bool   `gorm:"not null;default:false"`
+	Currency         string `gorm:"size:3;not null"`
+	Payer            string `gorm:"size:64;not null;default:''"`
+	ChannelCreatedAt *time.Time
+	PaidAt           *time.Time
+	RefundedAt       *time.Time
+	BizDate          string `gorm:"size:10;not null;index:ix_txn_merchant_date,priority:2;index:ix_txn_biz_date"`
+	Sources          string `gorm:"size:64;not null;default:''"`
+	Conflict         bool   `gorm:"not null;default:false"`
+	ConflictNote     string `gorm:"type:text"`
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+func (m0003Transaction) TableName() string { return "transactions" }
+
+type m0003TransactionSource struct {
+	ID            uint64 `gorm:"primaryKey"`
+	TransactionID uint64 `gorm:"not null;index:ix_txn_sources_txn"`
+	Source        string `gorm:"size:16;not null"`
+	ImportID      *uint64
+	PayloadHash   string `gorm:"size:64;not null"`
+	Amount        int64  `gorm:"not null"`
+	Status        string `gorm:"size:16;not null"`
+	Fee           int64  `gorm:"not null;default:0"`
+	SeenAt        time.Time
+	Raw           string `gorm:"type:text"`
+}
+
+func (m0003TransactionSource) TableName() string { return "transaction_sources" }
+
+type m0003Import struct {
+	ID           uint64 `gorm:"primaryKey"`
+	AccountID    uint64 `gorm:"not null;index:ix_imports_account_hash,priority:1"`
+	MerchantCode string `gorm:"size:32;not null;index:ix_imports_merchant"`
+	Channel      string `gorm:"size:16;not null"`
+	FileName     string `gorm:"size:255;not null;default:''"`
+	FileHash     string `gorm:"size:64;not null;index:ix_imports_account_hash,priority:2"`
+	Bytes        int64  `gorm:"not null;default:0"`
+	Status       string `gorm:"size:16;not null"`
+	Rows         int    `gorm:"not null;default:0"`
+	Inserted     int    `gorm:"not null;default:0"`
+	Merged       int    `gorm:"not null;default:0"`
+	Duplicates   int    `gorm:"not null;default:0"`
+	Reason       string `gorm:"type:text"`
+	CreatedBy    string `gorm:"size:64;not null;default:''"`
+	CreatedAt    time.Time
+}
+
+func (m0003Import) TableName() string { return "imports" }
+
+type m0003DailyRollup struct {
+	ID                uint64 `gorm:"primaryKey"`
+	MerchantCode      string `gorm:"size:32;not null;uniqueIndex:ux_rollup_key,priority:1"`
+	AccountID         uint64 `gorm:"not null;uniqueIndex:ux_rollup_key,priority:2"`
+	Channel           string `gorm:"size:16;not null"`
+	Method            string `gorm:"size:8;not null;uniqueIndex:ux_rollup_key,priority:3"`
+	BizDate           string `gorm:"size:10;not null;uniqueIndex:ux_rollup_key,priority:4;index:ix_rollup_date"`
+	Payments          int64  `gorm:"not null;default:0"`
+	PaymentsSucceeded int64  `gorm:"not null;default:0"`
+	PaymentsFailed    int64  `gorm:"not null;default:0"`
+	PaymentsPending   int64  `gorm:"not null;default:0"`
+	AmountSucceeded   int64  `gorm:"not null;default:0"`
+	Refunds           int64  `gorm:"not null;default:0"`
+	RefundAmount      int64  `gorm:"not null;default:0"`
+	Fees              int64  `gorm:"not null;default:0"`
+	UpdatedAt         time.Time
+}
+
+func (m0003DailyRollup) TableName() string { return "daily_rollups" }
+
+func migrate0003(tx *gorm.DB) error {
+	return createMissing(tx, &m0003Transaction{}, &m0003TransactionSource{}, &m0003Import{}, &m0003DailyRollup{})
 }
