@@ -44,7 +44,7 @@ type Record struct {
 	Method          string // scan, quick, h5, app; "" when the source does not say
 	Status          string // canonical status
 	NativeStatus    string // the channel's own status word, as given
-	Amount          int64  // minor units, > 0
+	Amount          int64  // minor units, >= 0 (0 when a merchant-funded coupon paid it all)
 	Fee             int64  // minor units, >= 0 (for a refund: the fee returned)
 	FeeKnown        bool
 	Currency        string // ISO 4217

@@ -220,8 +220,9 @@ func (g *ingester) check(i int, r *channels.Record) error {
 	if r.ChannelRef == "" || len(r.ChannelRef) > 64 {
 		return refuseRecord(i, "the channel reference is missing or longer than 64 characters", "渠道单号缺失或超过 64 个字符")
 	}
-	if r.Amount <= 0 {
-		return refuseRecord(i, "the amount must be positive", "金额必须为正数")
+	if r.Amount < 0 {
+		// Zero happens: WeChat settles 0.00 for an order paid entirely by a merchant-funded coupon.
+		return refuseRecord(i, "the amount must not be negative", "金额不能为负数")
 	}
 	if r.Fee < 0 {
 		return refuseRecord(i, "the fee must not be negative", "手续费不能为负数")
