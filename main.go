@@ -11,6 +11,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +29,8 @@ import (
 	"time"
 	_ "time/tzdata" // merchant time zones work on machines without zoneinfo
 
+	"payfuse/channels"
+	"payfuse/channels/all"
 	"payfuse/channels/testkeys"
 	"payfuse/models"
 	"payfuse/views"
@@ -82,6 +87,7 @@ Commands:
   channel configure  create or update a merchant's account at a channel (secrets only from files)
   channel list       list channel accounts (never secret values)
   keys rotate        re-wrap every data key under a new master key
+  import             import a channel statement file into the ledger
 
 Global flags (also accepted after the command):
 `
@@ -127,6 +133,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdChannel(g, rest, stdout, stderr)
 	case "keys":
 		err = cmdKeys(g, rest, stdout, stderr)
+	case "import":
+		err = cmdImport(g, rest, stdout, stderr)
 	case "help":
 		root.Usage()
 		return 0
@@ -890,6 +898,84 @@ func createDemoData(store *models.Store, stdout io.Writer, log *slog.Logger) err
 	if created > 0 {
 		fmt.Fprintf(stdout, "\n  Demo merchants %s: %d channel accounts configured with generated test keys.\n", strings.Join(models.DemoMerchants, ", "), created)
 		log.Info("demo data created", "accounts", created)
+	}
+	return nil
+}
+
+// errRefused marks an import the file's content refused (exit status 1 with
+// the reason; the JSON result was already printed).
+type errRefused struct{ reason string }
+
+func (e errRefused) Error() string { return "refused: " + e.reason }
+
+func cmdImport(g *globals, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("import", "payfuse import --merchant CODE --channel wechat|alipay|unionpay [--account ID] [--json] FILE", g, stderr)
+	merchant := fs.String("merchant", "", "merchant code")
+	channel := fs.String("channel", "", "wechat, alipay or unionpay")
+	accountID := fs.Uint64("account", 0, "channel account id (needed when the merchant has several accounts at the channel)")
+	asJSON := fs.Bool("json", false, `print {"rows", "inserted", "merged", "duplicates", "refused", "reason"} as JSON`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("import: name exactly one statement FILE")
+	}
+	if *merchant == "" || *channel == "" {
+		return errors.New("import: --merchant and --channel are required")
+	}
+	path := fs.Arg(0)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("import: reading %s: %w", path, err)
+	}
+	store, _, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	m, err := store.GetMerchantByCode(models.Scope{All: true}, *merchant)
+	if err != nil {
+		return fmt.Errorf("import: no merchant %q", *merchant)
+	}
+	var acct *models.ChannelAccount
+	if *accountID != 0 {
+		acct, err = store.GetAccount(models.Scope{All: true}, *accountID)
+		if err != nil || acct.MerchantID != m.ID || acct.Channel != *channel {
+			return fmt.Errorf("import: %s has no %s account %d", m.Code, *channel, *accountID)
+		}
+	} else if acct, err = store.FindAccount(m.ID, *channel, ""); errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("import: %s has no %s account; configure one first (payfuse channel configure)", m.Code, *channel)
+	} else if err != nil {
+		return fmt.Errorf("import: %w (use --account ID)", err)
+	}
+	res, err := store.ImportStatement(models.CLIActor(), acct.ID, models.StatementFile{
+		Name: filepath.Base(path), Hash: hex.EncodeToString(h.Sum(nil)), Bytes: st.Size(),
+		Parse: func(fn func(channels.Record) error) (channels.Totals, error) {
+			return all.ParseStatement(acct.Channel, f, st.Size(), fn)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		printJSON(stdout, map[string]any{"import_id": res.ImportID, "rows": res.Rows, "inserted": res.Inserted, "merged": res.Merged,
+			"duplicates": res.Duplicates, "refused": res.Refused, "reason": res.Reason.EN, "already_imported": res.AlreadyImported})
+	} else if res.AlreadyImported {
+		fmt.Fprintf(stdout, "already imported (import %d); nothing added\n", res.ImportID)
+	} else if !res.Refused {
+		fmt.Fprintf(stdout, "imported %s: %d rows, %d new, %d merged, %d duplicates (import %d)\n", filepath.Base(path), res.Rows, res.Inserted, res.Merged, res.Duplicates, res.ImportID)
+	}
+	if res.Refused {
+		return errRefused{reason: res.Reason.EN}
 	}
 	return nil
 }

@@ -253,3 +253,55 @@ func TestMerchantAndChannelCLI(t *testing.T) {
 		t.Fatalf("with the old key: %d %s", code, errs)
 	}
 }
+
+func TestImportCLI(t *testing.T) {
+	db := testDB(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "master.key")
+	models.CreateMasterKey(keyFile)
+	g := []string{"--db", db, "--master-key-file", keyFile}
+	runCLI(t, "", append(g, "merchant", "create", "--code", "SHOP_IMP", "--name", "Import shop")...)
+	values := testkeys.Credentials("wechat", time.Now())
+	values["mch_id"] = []byte("1612345678") // the merchant id in channels/wechat/testdata
+	args := append(append([]string{}, g...), "channel", "configure", "--merchant", "SHOP_IMP", "--channel", "wechat")
+	for _, f := range []string{"app_id", "mch_id", "merchant_serial_no", "platform_public_key_id"} {
+		args = append(args, "--set", f+"="+string(values[f]))
+	}
+	for _, f := range []string{"apiv3_key", "merchant_private_key", "platform_public_key"} {
+		p := filepath.Join(dir, f)
+		os.WriteFile(p, values[f], 0o600)
+		args = append(args, "--file", f+"="+p)
+	}
+	if code, _, errs := runCLI(t, "", args...); code != 0 {
+		t.Fatalf("configure: %s", errs)
+	}
+	bill := "channels/wechat/testdata/all.csv"
+	code, out, errs := runCLI(t, "", append(g, "import", "--merchant", "SHOP_IMP", "--channel", "wechat", "--json", bill)...)
+	var res struct {
+		Rows, Inserted, Merged, Duplicates int
+		Refused                            bool
+		AlreadyImported                    bool `json:"already_imported"`
+		Reason                             string
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Rows == 0 || res.Inserted != res.Rows || res.Refused {
+		t.Fatalf("import: %d %s %s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, "", append(g, "import", "--merchant", "SHOP_IMP", "--channel", "wechat", "--json", bill)...)
+	res.Inserted = -1
+	json.Unmarshal([]byte(out), &res)
+	if code != 0 || !res.AlreadyImported || res.Inserted != 0 {
+		t.Fatalf("re-import: %d %s", code, out)
+	}
+	code, out, errs = runCLI(t, "", append(g, "import", "--merchant", "SHOP_IMP", "--channel", "wechat", "--json", "channels/wechat/testdata/summary_mismatch.csv")...)
+	json.Unmarshal([]byte(out), &res)
+	if code == 0 || !res.Refused || res.Reason == "" || strings.Count(strings.TrimSpace(errs), "\n") > 0 || !strings.Contains(errs, "refused") {
+		t.Fatalf("mismatched summary: %d %s %q", code, out, errs)
+	}
+	// A bill for another merchant id is refused whole.
+	other := filepath.Join(dir, "other.csv")
+	b, _ := os.ReadFile(bill)
+	os.WriteFile(other, []byte(strings.ReplaceAll(string(b), "1612345678", "1699999999")), 0o600)
+	if code, _, errs := runCLI(t, "", append(g, "import", "--merchant", "SHOP_IMP", "--channel", "wechat", other)...); code == 0 || !strings.Contains(errs, "1699999999") {
+		t.Fatalf("foreign bill: %d %s", code, errs)
+	}
+}
