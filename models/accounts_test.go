@@ -13,7 +13,7 @@ import (
 	"payfuse/channels/testkeys"
 )
 
-func vaultStore(t *testing.T) (*Store, *clock) {
+func vaultStore(t testing.TB) (*Store, *clock) {
 	s, c := testStore(t)
 	key := make([]byte, 32)
 	rand.Read(key)
@@ -25,14 +25,14 @@ func vaultStore(t *testing.T) (*Store, *clock) {
 	return s, c
 }
 
-func newVault(t *testing.T) *Vault {
+func newVault(t testing.TB) *Vault {
 	key := make([]byte, 32)
 	rand.Read(key)
 	v, _ := NewVault(key)
 	return v
 }
 
-func mustMerchant(t *testing.T, s *Store, code string) *Merchant {
+func mustMerchant(t testing.TB, s *Store, code string) *Merchant {
 	t.Helper()
 	m, err := s.CreateMerchant(SystemActor, MerchantInput{Code: code, Name: "Shop " + code})
 	if err != nil {
@@ -41,7 +41,7 @@ func mustMerchant(t *testing.T, s *Store, code string) *Merchant {
 	return m
 }
 
-func mustAccount(t *testing.T, s *Store, m *Merchant, channel string) (*ChannelAccount, map[string][]byte) {
+func mustAccount(t testing.TB, s *Store, m *Merchant, channel string) (*ChannelAccount, map[string][]byte) {
 	t.Helper()
 	values := testkeys.Credentials(channel, s.Now())
 	spec, _ := LookupChannel(channel)

@@ -109,9 +109,19 @@ type IngestStats struct {
 	Duplicates int `json:"duplicates"`
 }
 
-// ingestBatch is how many records go to the database per round trip. MySQL
-// caps a statement at 65,535 placeholders; a transaction row has 30 columns.
+// ingestBatch is how many records are merged per round of reads. MySQL caps
+// a statement at 65,535 placeholders; a transaction row has 30 columns.
 const ingestBatch = 1000
+
+// insertBatch is how many rows one INSERT carries. The SQLite driver binds
+// parameters in time quadratic in their number per statement, so it gets
+// short statements; MySQL gets them whole.
+func (s *Store) insertBatch() int {
+	if s.Dialect == SQLite {
+		return 32
+	}
+	return ingestBatch
+}
 
 var finalStatus = map[string]bool{
 	channels.StatusSucceeded: true, channels.StatusFailed: true, channels.StatusClosed: true, channels.StatusRevoked: true,
@@ -478,7 +488,7 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		for i, t := range fresh {
 			rows[i] = *t
 		}
-		if err := g.tx.CreateInBatches(rows, ingestBatch).Error; err != nil {
+		if err := g.tx.CreateInBatches(rows, g.s.insertBatch()).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return fmt.Errorf("ledger: a concurrent writer added the same transaction; retry: %w", err)
 			}
@@ -523,7 +533,7 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 			ps.src.TransactionID = t.ID
 			rows[i] = ps.src
 		}
-		if err := g.tx.CreateInBatches(rows, ingestBatch).Error; err != nil {
+		if err := g.tx.CreateInBatches(rows, g.s.insertBatch()).Error; err != nil {
 			return fmt.Errorf("ledger: unable to record sources: %w", err)
 		}
 	}
@@ -552,27 +562,37 @@ func (g *ingester) finish() error {
 			PaymentRef string
 			Total      int64
 		}
+		// Every refund of these payments (any status), to link; and the
+		// succeeded ones' totals, for the refund state.
 		var sums []sum
-		if err := g.tx.Model(&Transaction{}).Select("payment_ref, COALESCE(SUM(amount), 0) AS total").
-			Where("channel = ? AND kind = ? AND status = ? AND payment_ref IN ?", g.acct.Channel, channels.KindRefund, channels.StatusSucceeded, chunk).
+		if err := g.tx.Model(&Transaction{}).
+			Select("payment_ref, COALESCE(SUM(CASE WHEN status = ? THEN amount ELSE 0 END), 0) AS total", channels.StatusSucceeded).
+			Where("channel = ? AND kind = ? AND payment_ref IN ?", g.acct.Channel, channels.KindRefund, chunk).
 			Group("payment_ref").Scan(&sums).Error; err != nil {
 			return err
 		}
 		totals := map[string]int64{}
+		hasRefunds := map[string]bool{}
 		for _, s := range sums {
 			totals[s.PaymentRef] = s.Total
+			hasRefunds[s.PaymentRef] = true
 		}
 		for _, p := range pays {
+			if !hasRefunds[p.ChannelRef] && p.RefundedAmount == 0 && p.RefundState == RefundNone {
+				continue // the common case: nothing refunded, nothing to link
+			}
 			state := RefundNone
 			switch refunded := totals[p.ChannelRef]; {
-			case refunded >= p.Amount:
+			case refunded >= p.Amount && refunded > 0:
 				state = RefundFull
 			case refunded > 0:
 				state = RefundPartial
 			}
-			if err := g.tx.Model(&Transaction{}).Where("channel = ? AND kind = ? AND payment_ref = ? AND (payment_id IS NULL OR payment_id <> ?)",
-				g.acct.Channel, channels.KindRefund, p.ChannelRef, p.ID).Update("payment_id", p.ID).Error; err != nil {
-				return err
+			if hasRefunds[p.ChannelRef] {
+				if err := g.tx.Model(&Transaction{}).Where("channel = ? AND kind = ? AND payment_ref = ? AND (payment_id IS NULL OR payment_id <> ?)",
+					g.acct.Channel, channels.KindRefund, p.ChannelRef, p.ID).Update("payment_id", p.ID).Error; err != nil {
+					return err
+				}
 			}
 			if totals[p.ChannelRef] != p.RefundedAmount || state != p.RefundState {
 				if err := g.tx.Model(&Transaction{}).Where("id = ?", p.ID).Updates(map[string]any{

@@ -11,7 +11,7 @@ import (
 	"payfuse/channels"
 )
 
-func ledgerFixture(t *testing.T) (*Store, *ChannelAccount, string) {
+func ledgerFixture(t testing.TB) (*Store, *ChannelAccount, string) {
 	s, _ := vaultStore(t)
 	m := mustMerchant(t, s, "SHOP_SH")
 	acct, values := mustAccount(t, s, m, "wechat")

@@ -23,7 +23,7 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func testStore(t *testing.T) (*Store, *clock) {
+func testStore(t testing.TB) (*Store, *clock) {
 	s := OpenTest(t)
 	c := &clock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)}
 	s.Now = c.Now
