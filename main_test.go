@@ -189,16 +189,7 @@ func TestMerchantAndChannelCLI(t *testing.T) {
 		t.Fatalf("duplicate merchant: %d %s", code, errs)
 	}
 	values := testkeys.Credentials("wechat", time.Now())
-	args := append([]string{}, g...)
-	args = append(args, "channel", "configure", "--merchant", "SHOP_CLI", "--channel", "wechat", "--name", "WeChat CLI", "--json")
-	for _, f := range []string{"app_id", "mch_id", "merchant_serial_no", "platform_public_key_id"} {
-		args = append(args, "--set", f+"="+string(values[f]))
-	}
-	for _, f := range []string{"apiv3_key", "merchant_private_key", "platform_public_key"} {
-		p := filepath.Join(dir, f)
-		os.WriteFile(p, values[f], 0o600)
-		args = append(args, "--file", f+"="+p)
-	}
+	args := wechatConfigureArgs(t, g, dir, "SHOP_CLI", values, "--name", "WeChat CLI", "--json")
 	// A secret on the command line is refused before anything happens.
 	refused := append(append([]string{}, args...), "--set", "apiv3_key="+string(values["apiv3_key"]))
 	if code, _, errs := runCLI(t, "", refused...); code == 0 || !strings.Contains(errs, "secret") || strings.Contains(errs, string(values["apiv3_key"])) {
@@ -263,16 +254,7 @@ func TestImportCLI(t *testing.T) {
 	runCLI(t, "", append(g, "merchant", "create", "--code", "SHOP_IMP", "--name", "Import shop")...)
 	values := testkeys.Credentials("wechat", time.Now())
 	values["mch_id"] = []byte("1612345678") // the merchant id in channels/wechat/testdata
-	args := append(append([]string{}, g...), "channel", "configure", "--merchant", "SHOP_IMP", "--channel", "wechat")
-	for _, f := range []string{"app_id", "mch_id", "merchant_serial_no", "platform_public_key_id"} {
-		args = append(args, "--set", f+"="+string(values[f]))
-	}
-	for _, f := range []string{"apiv3_key", "merchant_private_key", "platform_public_key"} {
-		p := filepath.Join(dir, f)
-		os.WriteFile(p, values[f], 0o600)
-		args = append(args, "--file", f+"="+p)
-	}
-	if code, _, errs := runCLI(t, "", args...); code != 0 {
+	if code, _, errs := runCLI(t, "", wechatConfigureArgs(t, g, dir, "SHOP_IMP", values)...); code != 0 {
 		t.Fatalf("configure: %s", errs)
 	}
 	bill := "channels/wechat/testdata/all.csv"
@@ -304,4 +286,23 @@ func TestImportCLI(t *testing.T) {
 	if code, _, errs := runCLI(t, "", append(g, "import", "--merchant", "SHOP_IMP", "--channel", "wechat", other)...); code == 0 || !strings.Contains(errs, "1699999999") {
 		t.Fatalf("foreign bill: %d %s", code, errs)
 	}
+}
+
+// wechatConfigureArgs is a `channel configure` of a WeChat account: ids with
+// --set, secrets written to files in dir and given with --file.
+func wechatConfigureArgs(t *testing.T, global []string, dir, merchant string, values map[string][]byte, extra ...string) []string {
+	t.Helper()
+	args := append(append([]string{}, global...), "channel", "configure", "--merchant", merchant, "--channel", "wechat")
+	args = append(args, extra...)
+	for _, f := range []string{"app_id", "mch_id", "merchant_serial_no", "platform_public_key_id"} {
+		args = append(args, "--set", f+"="+string(values[f]))
+	}
+	for _, f := range []string{"apiv3_key", "merchant_private_key", "platform_public_key"} {
+		p := filepath.Join(dir, f)
+		if err := os.WriteFile(p, values[f], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--file", f+"="+p)
+	}
+	return args
 }
