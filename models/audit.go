@@ -78,8 +78,6 @@ const (
 	ActAccountUpdate      = "channel_account.update"
 	ActAccountDelete      = "channel_account.delete"
 	ActAccountCheck       = "channel_account.check"
-	ActSecretSet          = "secret.set"
-	ActSecretClear        = "secret.clear"
 	ActKeysRotate         = "keys.rotate"
 )
 
@@ -89,7 +87,7 @@ var AuditActions = []string{
 	ActUserDisable, ActUserEnable, ActPasswordReset, ActPasswordChange, ActSessionRevoke,
 	ActSessionRevokeAll, ActLocaleChange, ActMerchantCreate, ActMerchantUpdate, ActMerchantSuspend,
 	ActMerchantReactivate, ActAccountCreate, ActAccountUpdate, ActAccountDelete, ActAccountCheck,
-	ActSecretSet, ActSecretClear, ActKeysRotate, ActImport,
+	ActKeysRotate, ActImport,
 }
 
 // writeAudit records ev inside tx, so the record commits or rolls back with the change.

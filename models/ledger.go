@@ -428,9 +428,8 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		}
 	}
 	type pendingSource struct {
-		key  naturalKey
-		src  TransactionSource
-		isNw bool
+		key naturalKey
+		src TransactionSource
 	}
 	var fresh []*Transaction
 	freshByKey := map[naturalKey]*Transaction{}
