@@ -81,11 +81,9 @@ func (h *Handlers) AccountCheck(c *fiber.Ctx) error {
 		return err
 	}
 	report, err := h.Store.CheckAccount(actor(c), scope(c), acct.ID)
-	if msg := credentialFailure(c, err); msg != "" {
-		report = channels.Report{Problems: []channels.Problem{{Message: channels.Text{EN: msg, ZH: msg}}}}
-		if IdentityOf(c).Lang == views.LangZH {
-			report.Problems[0].Message.ZH = views.Translate(views.LangZH, credentialKey(err))
-		}
+	if key := credentialKey(err); key != "" {
+		msg := channels.Text{EN: views.Translate(views.LangEN, key), ZH: views.Translate(views.LangZH, key)}
+		report = channels.Report{Problems: []channels.Problem{{Message: msg}}}
 	} else if err != nil {
 		return storeErr(err)
 	}

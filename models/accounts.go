@@ -201,37 +201,31 @@ func (in *AccountInput) validate(spec channels.Spec) FieldErrors {
 // certificate show the same fingerprint, and operators can compute it with
 // openssl); other secrets an HMAC under the account's data key.
 func fingerprint(kind channels.Kind, field string, value, dataKey []byte) string {
-	var sum []byte
+	var pub any
 	switch kind {
 	case channels.KindPrivateKey:
 		if k, err := channels.ParsePrivateKey(value); err == nil {
-			if der, err := x509.MarshalPKIXPublicKey(&k.PublicKey); err == nil {
-				s := sha256.Sum256(der)
-				sum = s[:]
-			}
+			pub = &k.PublicKey
 		}
 	case channels.KindPublicKey:
 		if k, err := channels.ParsePublicKey(value); err == nil {
-			if der, err := x509.MarshalPKIXPublicKey(k); err == nil {
-				s := sha256.Sum256(der)
-				sum = s[:]
-			}
+			pub = k
 		}
 	case channels.KindCertificate:
 		if certs, err := channels.ParseCertificates(value); err == nil && len(certs) > 0 {
-			if der, err := x509.MarshalPKIXPublicKey(certs[0].PublicKey); err == nil {
-				s := sha256.Sum256(der)
-				sum = s[:]
-			}
+			pub = certs[0].PublicKey
 		}
 	}
-	if sum == nil {
-		mac := hmac.New(sha256.New, dataKey)
-		mac.Write([]byte("payfuse fingerprint v1|" + field + "|"))
-		mac.Write(value)
-		return "HMAC:" + groupHex(mac.Sum(nil)[:8])
+	if pub != nil {
+		if der, err := x509.MarshalPKIXPublicKey(pub); err == nil {
+			sum := sha256.Sum256(der)
+			return "SHA256:" + groupHex(sum[:8])
+		}
 	}
-	return "SHA256:" + groupHex(sum[:8])
+	mac := hmac.New(sha256.New, dataKey)
+	mac.Write([]byte("payfuse fingerprint v1|" + field + "|"))
+	mac.Write(value)
+	return "HMAC:" + groupHex(mac.Sum(nil)[:8])
 }
 
 func groupHex(b []byte) string {

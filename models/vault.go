@@ -55,12 +55,16 @@ type DataKey struct {
 	RotatedAt   *time.Time
 }
 
-func seal(key []byte, aad string, plaintext []byte) ([]byte, error) {
+func newGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
 	}
-	gcm, err := cipher.NewGCM(block)
+	return cipher.NewGCM(block)
+}
+
+func seal(key []byte, aad string, plaintext []byte) ([]byte, error) {
+	gcm, err := newGCM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -72,11 +76,7 @@ func seal(key []byte, aad string, plaintext []byte) ([]byte, error) {
 }
 
 func unseal(key []byte, aad string, sealed []byte) ([]byte, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
+	gcm, err := newGCM(key)
 	if err != nil {
 		return nil, err
 	}

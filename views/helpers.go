@@ -95,14 +95,9 @@ func isLocked(u *models.User) bool {
 
 func merchantPath(id uint64) string { return "/merchants/" + u64(id) }
 
-func merchantFormAction(id uint64) string {
-	if id == 0 {
-		return "/merchants"
-	}
-	return merchantPath(id)
-}
-
-func merchantCancel(id uint64) string {
+// merchantOrList is a merchant's page, or the list for a merchant not yet
+// created: where the merchant form posts and where its Cancel goes.
+func merchantOrList(id uint64) string {
 	if id == 0 {
 		return "/merchants"
 	}
