@@ -195,3 +195,32 @@ func TestWrongMasterKeyStillServesPages(t *testing.T) {
 		t.Fatal("a save under the wrong key changed the stored credentials")
 	}
 }
+
+// TestExpiringCertificatesFlaggedOnPages: an account whose certificate ends
+// within 30 days shows on the dashboard and, flagged, on its merchant's page.
+func TestExpiringCertificatesFlaggedOnPages(t *testing.T) {
+	srv, store := newServer(t)
+	m, _ := store.CreateMerchant(models.SystemActor, models.MerchantInput{Code: "SHOP_SH", Name: "Shanghai"})
+	// Certificates issued 355 days ago run out in 10 days.
+	values := testkeys.Credentials("alipay", time.Now().AddDate(0, 0, -355))
+	acct, _, err := store.SaveAccount(models.SystemActor, 0, models.AccountInput{MerchantID: m.ID, Channel: "alipay", DisplayName: "Alipay SH", Enabled: true, Values: values})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models.MustCreateUser(t, store, "opsh", "operator sh pass", models.RoleOperator, "SHOP_SH")
+	models.MustCreateUser(t, store, "opbj", "operator bj pass", models.RoleOperator, "SHOP_BJ")
+	c := loggedIn(t, srv, "opsh", "operator sh pass")
+	c.header.Set("Accept-Language", "en")
+	dash := c.get("/").Body
+	if !strings.Contains(dash, "Certificates expiring") || !strings.Contains(dash, "Alipay SH") || !strings.Contains(dash, "/channels/"+id(acct.ID)) {
+		t.Fatal("the dashboard does not flag the expiring certificate")
+	}
+	if page := c.get("/merchants/" + id(m.ID)).Body; !strings.Contains(page, "Certificate expiring") || !regexp.MustCompile(`In (9|10|11) days`).MatchString(page) {
+		t.Fatal("the merchant page does not flag the expiring certificate")
+	}
+	// Someone outside the merchant's scope is not told about it.
+	other := loggedIn(t, srv, "opbj", "operator bj pass")
+	if strings.Contains(other.get("/").Body, "Alipay SH") {
+		t.Fatal("another merchant's expiring certificate shows on the dashboard")
+	}
+}

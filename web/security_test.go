@@ -1,11 +1,14 @@
 package web_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,7 +115,8 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 }
 
 func TestErrorsNeverShowInternalText(t *testing.T) {
-	srv, store := newServer(t)
+	var logs syncBuffer
+	srv, store := newServer(t, func(c *web.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	models.MustCreateUser(t, store, "boss", "bosses password", models.RoleAdmin)
 	srv.App.Get("/test-error", func(c *fiber.Ctx) error { return errors.New("dial tcp 10.0.0.5:3306: password=hunter2") })
 	srv.App.Get("/test-panic", func(c *fiber.Ctx) error { panic("secret internal state") })
@@ -128,6 +132,17 @@ func TestErrorsNeverShowInternalText(t *testing.T) {
 		rid := r.Header.Get("X-Request-Id")
 		if rid == "" || !strings.Contains(r.Body, rid) {
 			t.Errorf("%s: the page does not show the request id %q", p, rid)
+		}
+		// The log keeps what the page hides, under the same request id.
+		logged := false
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "request_id="+rid) && strings.Contains(line, "level=ERROR") &&
+				(strings.Contains(line, "10.0.0.5") || strings.Contains(line, "secret internal state")) {
+				logged = true
+			}
+		}
+		if !logged {
+			t.Errorf("%s: the error is not logged with request id %s:\n%s", p, rid, logs.String())
 		}
 	}
 	r := c.get("/nothing-here")
@@ -340,4 +355,22 @@ func TestLanguageNegotiationAndSwitch(t *testing.T) {
 	if r := en.post("/lang", url.Values{"lang": {"en"}, "next": {"//evil.example/x"}}); r.Header.Get("Location") != "/" {
 		t.Errorf("open redirect: %q", r.Header.Get("Location"))
 	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
