@@ -11,8 +11,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,8 +27,6 @@ import (
 	"time"
 	_ "time/tzdata" // merchant time zones work on machines without zoneinfo
 
-	"payfuse/channels"
-	"payfuse/channels/all"
 	"payfuse/channels/testkeys"
 	"payfuse/models"
 	"payfuse/views"
@@ -88,6 +84,8 @@ Commands:
   channel list       list channel accounts (never secret values)
   keys rotate        re-wrap every data key under a new master key
   import             import a channel statement file into the ledger
+  export transactions  export ledger transactions as CSV or XLSX
+  demo-data          generate demo payment history through the ingest path
 
 Global flags (also accepted after the command):
 `
@@ -135,6 +133,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdKeys(g, rest, stdout, stderr)
 	case "import":
 		err = cmdImport(g, rest, stdout, stderr)
+	case "export":
+		err = cmdExport(g, rest, stdout, stderr)
+	case "demo-data":
+		err = cmdDemoData(g, rest, stdout, stderr)
 	case "help":
 		root.Usage()
 		return 0
@@ -933,10 +935,6 @@ func cmdImport(g *globals, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("import: reading %s: %w", path, err)
-	}
 	store, _, err := g.open()
 	if err != nil {
 		return err
@@ -957,12 +955,11 @@ func cmdImport(g *globals, args []string, stdout, stderr io.Writer) error {
 	} else if err != nil {
 		return fmt.Errorf("import: %w (use --account ID)", err)
 	}
-	res, err := store.ImportStatement(models.CLIActor(), acct.ID, models.StatementFile{
-		Name: filepath.Base(path), Hash: hex.EncodeToString(h.Sum(nil)), Bytes: st.Size(),
-		Parse: func(fn func(channels.Record) error) (channels.Totals, error) {
-			return all.ParseStatement(acct.Channel, f, st.Size(), fn)
-		},
-	})
+	sf, err := store.OpenStatement(acct, filepath.Base(path), f, st.Size())
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	res, err := store.ImportStatement(models.CLIActor(), acct.ID, sf)
 	if err != nil {
 		return err
 	}

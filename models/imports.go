@@ -1,14 +1,18 @@
 package models
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"gorm.io/gorm"
 
 	"payfuse/channels"
+	"payfuse/channels/all"
 )
 
 // Import statuses.
@@ -64,6 +68,31 @@ type StatementFile struct {
 	// Parse streams the file's records to fn and returns the totals the rows
 	// add up to (checked against the file's own summary by the parser).
 	Parse func(fn func(channels.Record) error) (channels.Totals, error)
+}
+
+// OpenStatement prepares a statement file (r, size bytes) for import into
+// acct: it hashes the bytes and picks the parser the account's statements
+// need — the channel's native format for WeChat Pay and Alipay, the saved
+// column mapping for the others. The reader must stay open until the import ends.
+func (s *Store) OpenStatement(acct *ChannelAccount, name string, r io.ReaderAt, size int64) (StatementFile, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		return StatementFile{}, fmt.Errorf("ledger: unable to read %s: %w", name, err)
+	}
+	f := StatementFile{Name: name, Hash: hex.EncodeToString(h.Sum(nil)), Bytes: size}
+	switch acct.Channel {
+	case "wechat", "alipay":
+		f.Parse = func(fn func(channels.Record) error) (channels.Totals, error) {
+			return all.ParseStatement(acct.Channel, r, size, fn)
+		}
+	default:
+		parse, err := s.mappedStatement(acct, r, size)
+		if err != nil {
+			return StatementFile{}, err
+		}
+		f.Parse = parse
+	}
+	return f, nil
 }
 
 // refusal extracts the user-facing reason of a refused file, or false for

@@ -60,6 +60,7 @@ type Transaction struct {
 	PaidAt           *time.Time
 	RefundedAt       *time.Time
 	BizDate          string
+	OccurredAt       *time.Time
 	Sources          string
 	Conflict         bool
 	ConflictNote     string
@@ -479,6 +480,7 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		}
 	}
 	for _, t := range fresh {
+		t.OccurredAt = timePtr(txnTime(t))
 		t.BizDate = g.bizDate(txnTime(t))
 		g.rollup(t, +1)
 	}
@@ -515,6 +517,7 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 	}
 	for t, before := range dirty {
 		g.rollup(&before, -1)
+		t.OccurredAt = timePtr(txnTime(t))
 		t.BizDate = g.bizDate(txnTime(t))
 		t.UpdatedAt = g.now
 		g.rollup(t, +1)

@@ -30,6 +30,7 @@ var migrations = []migration{
 	{1, "users, sessions, audit log", migrate0001},
 	{2, "merchants, channel accounts, sealed credentials", migrate0002},
 	{3, "ledger: transactions, sources, imports, daily rollups", migrate0003},
+	{4, "ledger browsing indexes, notification nonces, column mappings, corrections", migrate0004},
 }
 
 // LatestVersion is the schema version this binary expects.
@@ -334,4 +335,84 @@ func (m0003DailyRollup) TableName() string { return "daily_rollups" }
 
 func migrate0003(tx *gorm.DB) error {
 	return createMissing(tx, &m0003Transaction{}, &m0003TransactionSource{}, &m0003Import{}, &m0003DailyRollup{})
+}
+
+// --- 0004: frozen snapshots ---
+
+// m0004Transaction adds occurred_at (the time the ledger sorts by: paid time
+// of a payment, refund time of a refund, else creation) and the indexes that
+// let the ledger page walk newest-first under any one filter without sorting.
+type m0004Transaction struct {
+	OccurredAt *time.Time
+}
+
+func (m0004Transaction) TableName() string { return "transactions" }
+
+type m0004NotifyNonce struct {
+	ID        uint64    `gorm:"primaryKey"`
+	AccountID uint64    `gorm:"not null;uniqueIndex:ux_notify_nonce,priority:1"`
+	Nonce     string    `gorm:"size:64;not null;uniqueIndex:ux_notify_nonce,priority:2"`
+	ExpiresAt time.Time `gorm:"not null;index:ix_notify_nonce_expiry"`
+}
+
+func (m0004NotifyNonce) TableName() string { return "notify_nonces" }
+
+type m0004ColumnMapping struct {
+	ID        uint64 `gorm:"primaryKey"`
+	AccountID uint64 `gorm:"not null;uniqueIndex:ux_column_mapping_account"`
+	Mapping   string `gorm:"type:text"`
+	UpdatedAt time.Time
+	UpdatedBy string `gorm:"size:64;not null;default:''"`
+}
+
+func (m0004ColumnMapping) TableName() string { return "column_mappings" }
+
+type m0004Correction struct {
+	ID            uint64 `gorm:"primaryKey"`
+	TransactionID uint64 `gorm:"not null;index:ix_corrections_txn"`
+	Field         string `gorm:"size:16;not null"`
+	OldValue      string `gorm:"size:64;not null;default:''"`
+	NewValue      string `gorm:"size:64;not null;default:''"`
+	Reason        string `gorm:"type:text"`
+	CreatedBy     string `gorm:"size:64;not null;default:''"`
+	CreatedAt     time.Time
+}
+
+func (m0004Correction) TableName() string { return "transaction_corrections" }
+
+// ledgerIndexes serve the ledger list: newest first by (occurred_at, id),
+// alone or after one equality filter. Search and amount use their own.
+var ledgerIndexes = []struct{ name, cols string }{
+	{"ix_txn_occurred", "occurred_at, id"},
+	{"ix_txn_merchant_occurred", "merchant_code, occurred_at, id"},
+	{"ix_txn_channel_occurred", "channel, occurred_at, id"},
+	{"ix_txn_method_occurred", "method, occurred_at, id"},
+	{"ix_txn_kind_occurred", "kind, occurred_at, id"},
+	{"ix_txn_status_occurred", "status, occurred_at, id"},
+	{"ix_txn_amount", "amount, occurred_at"},
+	{"ix_txn_channel_ref", "channel_ref"},
+}
+
+func migrate0004(tx *gorm.DB) error {
+	if !tx.Migrator().HasColumn(&m0004Transaction{}, "OccurredAt") {
+		if err := tx.Migrator().AddColumn(&m0004Transaction{}, "OccurredAt"); err != nil {
+			return err
+		}
+	}
+	if err := tx.Exec(`UPDATE transactions SET occurred_at = CASE
+		WHEN kind = 'refund' AND refunded_at IS NOT NULL THEN refunded_at
+		WHEN kind = 'payment' AND paid_at IS NOT NULL THEN paid_at
+		ELSE channel_created_at END
+		WHERE occurred_at IS NULL`).Error; err != nil {
+		return err
+	}
+	for _, ix := range ledgerIndexes {
+		if tx.Migrator().HasIndex("transactions", ix.name) {
+			continue
+		}
+		if err := tx.Exec("CREATE INDEX " + ix.name + " ON transactions (" + ix.cols + ")").Error; err != nil {
+			return err
+		}
+	}
+	return createMissing(tx, &m0004NotifyNonce{}, &m0004ColumnMapping{}, &m0004Correction{})
 }

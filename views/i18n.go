@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"golang.org/x/text/language"
@@ -22,23 +23,37 @@ var Languages = []string{LangZH, LangEN}
 // LanguageNames are shown in the language switch, each in its own language.
 var LanguageNames = map[string]string{LangZH: "简体中文", LangEN: "English"}
 
-//go:embed locales/*.json
+//go:embed locales
 var localeFS embed.FS
 
 // catalogs maps a language tag to its messages (key -> text). Texts may hold
-// fmt verbs; Tf fills them.
+// fmt verbs; Tf fills them. Each language is locales/<lang>.json plus any
+// locales/<lang>/*.json (one file per area); a key defined twice is a bug.
 var catalogs = loadCatalogs()
 
 func loadCatalogs() map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for _, lang := range Languages {
-		raw, err := localeFS.ReadFile("locales/" + lang + ".json")
-		if err != nil {
-			panic("views: missing catalog " + lang)
+		files := []string{"locales/" + lang + ".json"}
+		if more, err := fs.Glob(localeFS, "locales/"+lang+"/*.json"); err == nil {
+			files = append(files, more...)
 		}
 		m := map[string]string{}
-		if err := json.Unmarshal(raw, &m); err != nil {
-			panic("views: bad catalog " + lang + ": " + err.Error())
+		for _, name := range files {
+			raw, err := localeFS.ReadFile(name)
+			if err != nil {
+				panic("views: missing catalog " + name)
+			}
+			part := map[string]string{}
+			if err := json.Unmarshal(raw, &part); err != nil {
+				panic("views: bad catalog " + name + ": " + err.Error())
+			}
+			for k, v := range part {
+				if _, dup := m[k]; dup {
+					panic("views: key " + k + " defined twice in the " + lang + " catalog (" + name + ")")
+				}
+				m[k] = v
+			}
 		}
 		out[lang] = m
 	}

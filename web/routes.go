@@ -54,6 +54,9 @@ type Route struct {
 	// DuringPasswordChange routes stay reachable while a user must still
 	// replace a generated password (everything else redirects to /account).
 	DuringPasswordChange bool
+	// Webhook routes are called by payment channels: no session, no CSRF —
+	// the handler authenticates the request by its signature.
+	Webhook bool
 }
 
 // Routes is PayFuse's routes table: every route, the role it needs, once.
@@ -95,7 +98,25 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "POST", Path: "/channels/:id", Access: Admin, Handler: h.AccountUpdate},
 		{Method: "POST", Path: "/channels/:id/delete", Access: Admin, Handler: h.AccountDelete},
 
-		{Method: "GET", Path: "/ledger", Access: OpsFin, Handler: h.Placeholder("nav.ledger")},
+		// Channel column mapping for statements without a native format.
+		{Method: "GET", Path: "/channels/:id/mapping", Access: Operator, Handler: h.MappingEdit},
+		{Method: "POST", Path: "/channels/:id/mapping/preview", Access: Operator, Handler: h.MappingPreview},
+		{Method: "POST", Path: "/channels/:id/mapping", Access: Operator, Handler: h.MappingSave},
+
+		// The ledger: operators and finance look up payments; finance corrects them.
+		{Method: "GET", Path: "/ledger", Access: OpsFin, Handler: h.LedgerList},
+		{Method: "GET", Path: "/ledger/export", Access: OpsFin, Handler: h.LedgerExport},
+		{Method: "GET", Path: "/ledger/:id", Access: OpsFin, Handler: h.LedgerShow},
+		{Method: "POST", Path: "/ledger/:id/corrections", Access: Finance, Handler: h.LedgerCorrect},
+
+		// Statement imports.
+		{Method: "GET", Path: "/imports", Access: OpsFin, Handler: h.ImportList},
+		{Method: "POST", Path: "/imports", Access: OpsFin, Handler: h.ImportUpload},
+		{Method: "GET", Path: "/imports/:id", Access: OpsFin, Handler: h.ImportShow},
+
+		// Channel notifications (signed by the channel, not a session).
+		{Method: "POST", Path: "/notify/:channel/:account", Access: Public, Handler: h.Notify, API: true, Webhook: true},
+
 		{Method: "GET", Path: "/flows", Access: Operator, Handler: h.Placeholder("nav.flows")},
 		{Method: "GET", Path: "/kpis", Access: Finance, Handler: h.Placeholder("nav.kpis")},
 		{Method: "GET", Path: "/reports", Access: Finance, Handler: h.Placeholder("nav.reports")},
