@@ -68,6 +68,9 @@ type StatementFile struct {
 	// Parse streams the file's records to fn and returns the totals the rows
 	// add up to (checked against the file's own summary by the parser).
 	Parse func(fn func(channels.Record) error) (channels.Totals, error)
+	// Progress, when set, is told how many rows have been merged so far
+	// (after every batch), for a progress bar. It must not block.
+	Progress func(rows int)
 }
 
 // OpenStatement prepares a statement file (r, size bytes) for import into
@@ -169,6 +172,9 @@ func (s *Store) ImportStatement(a Actor, accountID uint64, f StatementFile) (Imp
 			err := g.add(batch, offset)
 			offset += len(batch)
 			batch = batch[:0]
+			if err == nil && f.Progress != nil {
+				f.Progress(offset)
+			}
 			return err
 		}
 		totals, err := f.Parse(func(r channels.Record) error {
