@@ -133,7 +133,7 @@ func Open(dsn DSN) (*gorm.DB, error) {
 		// concurrent writers fail with SQLITE_BUSY). The default format,
 		// always in UTC here, sorts correctly as text.
 		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-			"&_pragma=synchronous(NORMAL)&_txlock=immediate"
+			"&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-65536)&_txlock=immediate"
 		db, err := gorm.Open(sqlite.Open("file:"+dsn.Path+q), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("models: unable to open %s: %w", dsn, err)

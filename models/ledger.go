@@ -119,7 +119,7 @@ const ingestBatch = 1000
 // short statements; MySQL gets them whole.
 func (s *Store) insertBatch() int {
 	if s.Dialect == SQLite {
-		return 32
+		return 16
 	}
 	return ingestBatch
 }
@@ -485,17 +485,15 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		g.rollup(t, +1)
 	}
 	if len(fresh) > 0 {
-		rows := make([]Transaction, len(fresh))
-		for i, t := range fresh {
-			rows[i] = *t
-		}
-		if err := g.tx.CreateInBatches(rows, g.s.insertBatch()).Error; err != nil {
+		if err := insertRows(g.tx, "transactions", transactionColumns, len(fresh), g.s.insertBatch(), func(i int, args []any) []any {
+			return transactionValues(fresh[i], args)
+		}); err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return fmt.Errorf("ledger: a concurrent writer added the same transaction; retry: %w", err)
 			}
 			return fmt.Errorf("ledger: unable to insert transactions: %w", err)
 		}
-		// Batch inserts may back-fill wrong ids on MySQL: read them back by natural key.
+		// Read the new ids back by natural key (multi-row inserts do not report them portably).
 		for kind := range byKind {
 			var refs []string
 			for _, t := range fresh {
@@ -535,7 +533,9 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 			ps.src.TransactionID = t.ID
 			rows[i] = ps.src
 		}
-		if err := g.tx.CreateInBatches(rows, g.s.insertBatch()).Error; err != nil {
+		if err := insertRows(g.tx, "transaction_sources", sourceColumns, len(rows), g.s.insertBatch(), func(i int, args []any) []any {
+			return sourceValues(&rows[i], args)
+		}); err != nil {
 			return fmt.Errorf("ledger: unable to record sources: %w", err)
 		}
 	}
