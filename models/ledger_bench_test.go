@@ -1,35 +1,120 @@
 package models
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"payfuse/channels"
 )
 
-// BenchmarkImportStatement measures merging a statement into an empty ledger
-// (clean → upsert → sources → rollups), parse excluded. Rows per second are
-// reported as rows/s. Run: go test ./models -run X -bench ImportStatement -benchtime 3x
-// (with PAYFUSE_TEST_MYSQL set for MariaDB).
+// benchRows is the size of the statement the import benchmark takes; set
+// PAYFUSE_BENCH_IMPORT_ROWS to change it.
+func benchRows(b *testing.B) int {
+	if v := os.Getenv("PAYFUSE_BENCH_IMPORT_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("PAYFUSE_BENCH_IMPORT_ROWS=%q: want a positive number", v)
+		}
+		return n
+	}
+	return 50000
+}
+
+// wechatBill writes a WeChat Pay trade bill (type ALL) of n successful
+// payments for mch, in the channel's own format: backtick-prefixed cells and
+// the summary block the parser checks the rows against.
+func wechatBill(mch string, n int) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注\r\n")
+	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	types := []string{"NATIVE", "JSAPI", "MWEB", "APP", "MICROPAY"}
+	var total, fees int64 // fen; fees in 1/1000 fen
+	for i := 0; i < n; i++ {
+		amount := int64(100 + (i*7919)%90000)
+		fee := amount * 6 // 0.6% in 1/1000 fen
+		total += amount
+		fees += fee
+		fmt.Fprintf(&buf, "`%s,`wx2b4c6d8e0f1a3b5c,`%s,`0,`,`42000028512026030%021d,`PF%018d,`oX7k2Qm9Lr4Tz8Vb1Nc6Hd3Jf5Gs,`%s,`SUCCESS,`OTHERS,`CNY,`%d.%02d,`0.00,`0,`0,`0.00,`0.00,`,`,`商品%d,`,`%d.%05d,`0.60%%,`%d.%02d,`0.00,`\r\n",
+			at.Add(time.Duration(i)*time.Second).Format(time.DateTime), mch, i, i, types[i%len(types)],
+			amount/100, amount%100, i%50, fee/100000, fee%100000, amount/100, amount%100)
+	}
+	buf.WriteString("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n")
+	fmt.Fprintf(&buf, "`%d,`%d.%02d,`0.00,`0.00,`%d.%05d,`%d.%02d,`0.00\r\n", n, total/100, total%100, fees/100000, fees%100000, total/100, total%100)
+	return buf.Bytes()
+}
+
+// BenchmarkImportStatement measures a WeChat Pay statement import end to end
+// — parse, clean, merge, insert transactions and their sources, roll up —
+// in rows/s, and in the same run a raw multi-row INSERT of the same rows
+// into an empty ledger (raw_rows/s), and their ratio. Run:
+//
+//	go test ./models -run '^$' -bench ImportStatement -benchtime 3x
+//	PAYFUSE_TEST_MYSQL=mysql://root@127.0.0.1:3306/payfuse_test go test ./models -run '^$' -bench ImportStatement -benchtime 3x
 func BenchmarkImportStatement(b *testing.B) {
-	const rows = 50000
+	rows := benchRows(b)
+	var importSecs, rawSecs float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		s, acct, mch := ledgerFixture(b)
-		recs := make([]channels.Record, rows)
-		at := time.Date(2026, 3, 1, 8, 0, 0, 0, bj)
-		for j := range recs {
-			recs[j] = pay(fmt.Sprintf("BENCH%08d", j), mch, int64(100+j%9000), channels.StatusSucceeded, at.Add(time.Duration(j)*time.Second))
-			recs[j].Fee, recs[j].FeeKnown = 1, true
-			recs[j].Raw = map[string]string{"交易时间": "2026-03-01 08:00:00", "商户订单号": recs[j].MerchantOrderNo, "交易状态": "SUCCESS"}
-		}
+		bill := wechatBill(mch, rows)
 		b.StartTimer()
 		start := time.Now()
-		res, err := s.ImportStatement(web, acct.ID, statement(fmt.Sprintf("bench-%d", i), recs...))
-		if err != nil || res.Inserted != rows {
+		sf, err := s.OpenStatement(acct, "bench.csv", bytes.NewReader(bill), int64(len(bill)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := s.ImportStatement(web, acct.ID, sf)
+		if err != nil || res.Refused || res.Inserted != rows {
 			b.Fatal(res, err)
 		}
-		b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+		importSecs += time.Since(start).Seconds()
+		b.StopTimer()
+
+		// The baseline: the same transactions, already parsed and cleaned,
+		// written with plain multi-row INSERTs into another empty ledger.
+		var txns []Transaction
+		if err := s.DB.Order("id").Find(&txns).Error; err != nil {
+			b.Fatal(err)
+		}
+		raw := OpenTest(b)
+		start = time.Now()
+		if err := raw.Tx(func(tx *gorm.DB) error {
+			return insertRows(tx, "transactions", transactionColumns, len(txns), raw.insertBatch(), func(i int, args []any) []any {
+				return transactionValues(&txns[i], args)
+			})
+		}); err != nil {
+			b.Fatal(err)
+		}
+		rawSecs += time.Since(start).Seconds()
+		b.StartTimer()
 	}
+	n := float64(rows * b.N)
+	b.ReportMetric(n/importSecs, "rows/s")
+	b.ReportMetric(n/rawSecs, "raw_rows/s")
+	b.ReportMetric(rawSecs/importSecs, "ratio")
+}
+
+// BenchmarkParseOnly is the parser's share: the same bill parsed, nothing stored.
+func BenchmarkParseOnly(b *testing.B) {
+	rows := benchRows(b)
+	s, acct, mch := ledgerFixture(b)
+	bill := wechatBill(mch, rows)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sf, err := s.OpenStatement(acct, "bench.csv", bytes.NewReader(bill), int64(len(bill)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := 0
+		if _, err := sf.Parse(func(channels.Record) error { got++; return nil }); err != nil || got != rows {
+			b.Fatal(got, err)
+		}
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
