@@ -556,7 +556,7 @@ func (s *Store) DeleteAccount(a Actor, id uint64) error {
 			model any
 			where string
 			arg   uint64
-		}{{&ChannelSecret{}, "account_id = ?", id}, {&ChannelAccount{}, "id = ?", id}, {&DataKey{}, "id = ?", acct.DataKeyID}} {
+		}{{&ChannelSecret{}, "account_id = ?", id}, {&ColumnMapping{}, "account_id = ?", id}, {&ChannelAccount{}, "id = ?", id}, {&DataKey{}, "id = ?", acct.DataKeyID}} {
 			if err := tx.Where(q.where, q.arg).Delete(q.model).Error; err != nil {
 				return fmt.Errorf("store: unable to delete channel account: %w", err)
 			}

@@ -24,6 +24,6 @@ func ParseStatement(code string, r io.ReaderAt, size int64, fn func(channels.Rec
 		return alipay.ParseTradeBill(r, size, MaxInflated, fn)
 	}
 	return channels.Totals{}, channels.Refuse(0,
-		"%s statements are imported through a saved column mapping, which is not available yet",
-		"%s 对账单需通过已保存的列映射导入，该功能尚未提供", code)
+		"%s has no native statement format here: its statements are imported through the account's saved column mapping",
+		"%s 没有内置的对账单格式：其对账单通过账户保存的列映射导入", code)
 }
