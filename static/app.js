@@ -74,4 +74,28 @@
     var src = document.getElementById(b.getAttribute("data-copy"));
     if (src) { navigator.clipboard.writeText(src.textContent.trim()); b.textContent = b.getAttribute("data-copied") || "✓"; }
   });
+
+  // Statement uploads: show the bytes sent, then go where the server says
+  // (it answers an HX-Request upload with HX-Redirect to the progress or
+  // result page; anything else — a form error — replaces the page).
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target, bar = form.querySelector && form.querySelector("#upload-progress");
+    if (ev.defaultPrevented || !form.matches("form[data-upload-progress]") || !bar) { return; }
+    ev.preventDefault();
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("HX-Request", "true");
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) { bar.value = Math.round(e.loaded * 100 / e.total); }
+    });
+    xhr.addEventListener("load", function () {
+      var to = xhr.getResponseHeader("HX-Redirect");
+      if (to) { window.location.href = to; return; }
+      document.open(); document.write(xhr.responseText); document.close();
+    });
+    xhr.addEventListener("error", function () { form.submit(); });
+    bar.classList.remove("hidden");
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+    xhr.send(new FormData(form));
+  }, false);
 })();

@@ -74,6 +74,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 		fc.ProxyHeader = fiber.HeaderXForwardedFor
 	}
 	app := fiber.New(fc)
+	app.Server().HeaderReceived = h.UploadRequestConfig // statement uploads only: larger body, longer read
 	s.App = app
 
 	app.Use(requestid.New())
