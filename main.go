@@ -274,6 +274,9 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 		if err := createDemoUsers(store, stdout); err != nil {
 			return err
 		}
+		if err := generateServeDemoHistory(store, stdout, log); err != nil {
+			return err
+		}
 	}
 	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log}
 	if *proxies != "" {
@@ -872,8 +875,11 @@ func cmdKeys(g *globals, args []string, stdout, stderr io.Writer) error {
 // UnionPay accounts holding freshly generated test keys and certificates.
 func createDemoData(store *models.Store, stdout io.Writer, log *slog.Logger) error {
 	names := map[string]string{"SHOP_SH": "上海旗舰店 Shanghai Flagship", "SHOP_BJ": "北京三里屯店 Beijing Sanlitun", "SHOP_GZ": "广州天河店 Guangzhou Tianhe"}
-	now := time.Now()
-	created := 0
+	type missing struct {
+		merchant *models.Merchant
+		channel  string
+	}
+	var todo []missing
 	for _, code := range models.DemoMerchants {
 		m, err := store.GetMerchantByCode(models.Scope{All: true}, code)
 		if errors.Is(err, models.ErrNotFound) {
@@ -883,21 +889,28 @@ func createDemoData(store *models.Store, stdout io.Writer, log *slog.Logger) err
 			return fmt.Errorf("demo merchant %s: %w", code, err)
 		}
 		for _, ch := range []string{"wechat", "alipay", "unionpay"} {
-			if _, err := store.FindAccount(m.ID, ch, ""); err == nil {
-				continue
+			if _, err := store.FindAccount(m.ID, ch, ""); err != nil {
+				todo = append(todo, missing{m, ch})
 			}
-			spec, _ := models.LookupChannel(ch)
-			_, _, err := store.SaveAccount(models.SystemActor, 0, models.AccountInput{
-				MerchantID: m.ID, Channel: ch, DisplayName: spec.Name.ZH + " · " + code, Methods: spec.Methods,
-				FeeRateBP: 60, Enabled: true, Values: testkeys.Credentials(ch, now),
-			})
-			if err != nil {
-				return fmt.Errorf("demo %s account of %s: %w", ch, code, err)
-			}
-			created++
 		}
 	}
-	if created > 0 {
+	// Making the keys is most of the work: make them on every core at once.
+	chans := make([]string, len(todo))
+	for i, t := range todo {
+		chans[i] = t.channel
+	}
+	creds := demoCredentials(chans, time.Now(), testkeys.Credentials)
+	for i, t := range todo {
+		spec, _ := models.LookupChannel(t.channel)
+		_, _, err := store.SaveAccount(models.SystemActor, 0, models.AccountInput{
+			MerchantID: t.merchant.ID, Channel: t.channel, DisplayName: spec.Name.ZH + " · " + t.merchant.Code, Methods: spec.Methods,
+			FeeRateBP: 60, Enabled: true, Values: creds[i],
+		})
+		if err != nil {
+			return fmt.Errorf("demo %s account of %s: %w", t.channel, t.merchant.Code, err)
+		}
+	}
+	if created := len(todo); created > 0 {
 		fmt.Fprintf(stdout, "\n  Demo merchants %s: %d channel accounts configured with generated test keys.\n", strings.Join(models.DemoMerchants, ", "), created)
 		log.Info("demo data created", "accounts", created)
 	}

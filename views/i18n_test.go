@@ -12,7 +12,7 @@ import (
 )
 
 // keyRE finds string literals shaped like translation keys (prefix.rest).
-var keyRE = regexp.MustCompile(`"((?:account|accounts|action|action_name|audit|auth|common|correction|dashboard|demo|err|error|export|field|imports|kind|layout|ledger|mapping|merchant_status|merchants|method|nav|notify|pager|placeholder|refund_state|role|scope|sessions|source|status|txn_status|users)\.[a-z0-9_.]+)"`)
+var keyRE = regexp.MustCompile(`"((?:account|accounts|action|action_name|audit|auth|common|correction|dashboard|err|error|export|field|imports|kind|layout|ledger|mapping|merchant_status|merchants|method|nav|notify|pager|placeholder|refund_state|role|scope|sessions|source|status|txn_status|users)\.[a-z0-9_.]+)"`)
 
 // usedKeys collects every key literal in the Go and templ sources, plus the
 // keys built at run time (roles, audit actions, error pages).
