@@ -185,11 +185,12 @@ func (b *browser) noSidewaysScroll(step string) {
 }
 
 // startServer runs the console on a free local port over a fresh database
-// holding one admin, and returns its base URL.
-func startServer(t *testing.T) string {
+// holding one admin (and whatever setup adds), and returns its base URL.
+func startServer(t *testing.T, setup ...func(*models.Store)) string {
 	t.Helper()
 	store := models.OpenTest(t)
 	models.MustCreateUser(t, store, "admin", "correct horse battery", models.RoleAdmin)
+
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -200,6 +201,9 @@ func startServer(t *testing.T) string {
 	}, store)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
+	}
+	for _, f := range setup { // after New, which gives the store its vault
+		f(store)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
