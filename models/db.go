@@ -143,6 +143,7 @@ func Open(dsn DSN) (*gorm.DB, error) {
 			return nil, err
 		}
 		sqlDB.SetMaxOpenConns(8)
+		sqlDB.SetMaxIdleConns(8) // keep them open: a new SQLite connection re-runs the pragmas and parses the schema
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 		return db, nil
 	case MySQL:
@@ -155,7 +156,7 @@ func Open(dsn DSN) (*gorm.DB, error) {
 			return nil, err
 		}
 		sqlDB.SetMaxOpenConns(32)
-		sqlDB.SetMaxIdleConns(8)
+		sqlDB.SetMaxIdleConns(32)
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
 		return db, nil
 	}

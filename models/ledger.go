@@ -406,7 +406,14 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		}
 		for i := range rows {
 			if rows[i].AccountID != g.acct.ID {
-				return refuseRecord(offset, "transaction %s is already in the ledger under another channel account (%d)", "交易 %s 已在账本中，属于另一个渠道账户（%d）", rows[i].ChannelRef, rows[i].AccountID)
+				at := offset
+				for j := range records {
+					if records[j].Kind == kind && records[j].ChannelRef == rows[i].ChannelRef {
+						at = offset + j
+						break
+					}
+				}
+				return refuseRecord(at, "transaction %s is already in the ledger under another channel account (%d)", "交易 %s 已在账本中，属于另一个渠道账户（%d）", rows[i].ChannelRef, rows[i].AccountID)
 			}
 			existing[naturalKey{kind, rows[i].ChannelRef}] = &rows[i]
 		}

@@ -141,6 +141,10 @@ func (s *Server) purgeSessions(ctx context.Context) {
 			} else if n > 0 {
 				s.log.Info("expired sessions purged", "count", n)
 			}
+			// Notifications purge their nonces as they come; this catches quiet spells.
+			if _, err := s.H.Store.PurgeNotifyNonces(time.Now()); err != nil {
+				s.log.Warn("notification nonce purge failed", "err", err)
+			}
 		}
 	}
 }
