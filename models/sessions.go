@@ -167,10 +167,12 @@ func (s *Store) LookupSession(token string) (*Session, *User, error) {
 		return nil, nil, ErrNotFound
 	}
 	if now.Sub(sess.LastSeenAt) >= touchEvery {
-		if err := s.DB.Model(&Session{}).Where("id = ?", sess.ID).Update("last_seen_at", now).Error; err != nil {
-			return nil, nil, fmt.Errorf("store: unable to touch session: %w", err)
+		// Best effort: on SQLite a long statement import holds the only write
+		// lock for minutes, and a page view must not fail for want of this
+		// timestamp. A missed touch can only end the session early, never late.
+		if err := s.DB.Model(&Session{}).Where("id = ?", sess.ID).Update("last_seen_at", now).Error; err == nil {
+			sess.LastSeenAt = now
 		}
-		sess.LastSeenAt = now
 	}
 	return &sess, u, nil
 }
