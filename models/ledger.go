@@ -443,6 +443,7 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 	freshByKey := map[naturalKey]*Transaction{}
 	dirty := map[*Transaction]Transaction{} // changed existing rows -> their state before this batch
 	var sources []pendingSource
+	var freshPays []string
 	batchSeen := map[string]bool{}
 	for i := range records {
 		r := &records[i]
@@ -479,11 +480,17 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		}
 		batchSeen[k.kind+"|"+k.ref+"|"+hash] = true
 		sources = append(sources, pendingSource{key: k, src: src})
-		if r.Kind == channels.KindRefund && r.PaymentRef != "" {
-			g.payments[r.PaymentRef] = true
-		}
-		if r.Kind == channels.KindPayment {
-			g.payments[r.ChannelRef] = true
+		// Payments whose refund state may change: those refunded here and
+		// those changed here. A new payment matters only when the ledger
+		// already holds refunds of it (looked up below). The refs are copied:
+		// the record's strings share the parser's whole line.
+		switch {
+		case r.Kind == channels.KindRefund && r.PaymentRef != "":
+			g.payments[strings.Clone(r.PaymentRef)] = true
+		case r.Kind == channels.KindPayment && existing[k] != nil:
+			g.payments[strings.Clone(r.ChannelRef)] = true
+		case r.Kind == channels.KindPayment:
+			freshPays = append(freshPays, r.ChannelRef)
 		}
 	}
 	for _, t := range fresh {
@@ -518,6 +525,18 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 			for _, row := range ids {
 				freshByKey[naturalKey{kind, row.ChannelRef}].ID = row.ID
 			}
+		}
+	}
+	if len(freshPays) > 0 {
+		// Refunds that reached the ledger before their payment.
+		var early []string
+		if err := g.tx.Model(&Transaction{}).Distinct("payment_ref").
+			Where("payment_ref IN ? AND channel = ? AND kind = ?", freshPays, g.acct.Channel, channels.KindRefund).
+			Pluck("payment_ref", &early).Error; err != nil {
+			return fmt.Errorf("ledger: unable to look for early refunds: %w", err)
+		}
+		for _, ref := range early {
+			g.payments[ref] = true
 		}
 	}
 	for t, before := range dirty {

@@ -3,6 +3,7 @@ package models
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"testing"
@@ -31,7 +32,13 @@ func benchRows(b *testing.B) int {
 // the summary block the parser checks the rows against.
 func wechatBill(mch string, n int) []byte {
 	var buf bytes.Buffer
-	buf.WriteString("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注\r\n")
+	writeWechatBill(&buf, mch, n)
+	return buf.Bytes()
+}
+
+// writeWechatBill writes the bill wechatBill returns to w, a row at a time.
+func writeWechatBill(w io.Writer, mch string, n int) {
+	io.WriteString(w, "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注\r\n")
 	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	types := []string{"NATIVE", "JSAPI", "MWEB", "APP", "MICROPAY"}
 	var total, fees int64 // fen; fees in 1/1000 fen
@@ -40,13 +47,12 @@ func wechatBill(mch string, n int) []byte {
 		fee := amount * 6 // 0.6% in 1/1000 fen
 		total += amount
 		fees += fee
-		fmt.Fprintf(&buf, "`%s,`wx2b4c6d8e0f1a3b5c,`%s,`0,`,`42000028512026030%021d,`PF%018d,`oX7k2Qm9Lr4Tz8Vb1Nc6Hd3Jf5Gs,`%s,`SUCCESS,`OTHERS,`CNY,`%d.%02d,`0.00,`0,`0,`0.00,`0.00,`,`,`商品%d,`,`%d.%05d,`0.60%%,`%d.%02d,`0.00,`\r\n",
+		fmt.Fprintf(w, "`%s,`wx2b4c6d8e0f1a3b5c,`%s,`0,`,`42000028512026030%021d,`PF%018d,`oX7k2Qm9Lr4Tz8Vb1Nc6Hd3Jf5Gs,`%s,`SUCCESS,`OTHERS,`CNY,`%d.%02d,`0.00,`0,`0,`0.00,`0.00,`,`,`商品%d,`,`%d.%05d,`0.60%%,`%d.%02d,`0.00,`\r\n",
 			at.Add(time.Duration(i)*time.Second).Format(time.DateTime), mch, i, i, types[i%len(types)],
 			amount/100, amount%100, i%50, fee/100000, fee%100000, amount/100, amount%100)
 	}
-	buf.WriteString("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n")
-	fmt.Fprintf(&buf, "`%d,`%d.%02d,`0.00,`0.00,`%d.%05d,`%d.%02d,`0.00\r\n", n, total/100, total%100, fees/100000, fees%100000, total/100, total%100)
-	return buf.Bytes()
+	io.WriteString(w, "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n")
+	fmt.Fprintf(w, "`%d,`%d.%02d,`0.00,`0.00,`%d.%05d,`%d.%02d,`0.00\r\n", n, total/100, total%100, fees/100000, fees%100000, total/100, total%100)
 }
 
 // BenchmarkImportStatement measures a WeChat Pay statement import end to end
