@@ -197,3 +197,22 @@ func sqliteLiteral(buf []byte, v any) ([]byte, error) {
 	}
 	return buf, fmt.Errorf("no SQLite literal for %T", v)
 }
+
+// inStrings is the condition "col IN (values…)" for a batch lookup. On
+// SQLite the values are written as escaped literals (sqliteLiteral) for the
+// same reason as insertRowsInline: the driver's binding is quadratic in the
+// number of parameters; elsewhere they are parameters.
+func inStrings(tx *gorm.DB, col string, values []string) (string, []any) {
+	if tx.Dialector.Name() != "sqlite" {
+		return col + " IN ?", []any{values}
+	}
+	buf := append(make([]byte, 0, len(col)+6+len(values)*32), col...)
+	buf = append(buf, " IN ("...)
+	for i, v := range values {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf, _ = sqliteLiteral(buf, v) // strings always have a literal
+	}
+	return string(append(buf, ')')), nil
+}

@@ -2,12 +2,15 @@ package models
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -284,10 +287,50 @@ func timePtr(t time.Time) *time.Time {
 	return &u
 }
 
-func payloadHash(r *channels.Record) string {
-	b, _ := json.Marshal(r)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+// payloadHash identifies what one source said about a record: every field
+// and the source's raw fields (raw, their JSON), each length-prefixed so no
+// two different records hash alike. Seeing the same hash again from the same
+// source is a duplicate.
+func payloadHash(r *channels.Record, raw []byte) string {
+	h := sha256.New()
+	var size [binary.MaxVarintLen64]byte
+	var scratch [64]byte
+	put := func(b []byte) {
+		h.Write(binary.AppendUvarint(size[:0], uint64(len(b))))
+		h.Write(b)
+	}
+	str := func(v string) {
+		h.Write(binary.AppendUvarint(size[:0], uint64(len(v))))
+		io.WriteString(h, v)
+	}
+	num := func(v int64) { put(strconv.AppendInt(scratch[:0], v, 10)) }
+	when := func(t time.Time) {
+		if t.IsZero() {
+			put(nil)
+			return
+		}
+		put(t.AppendFormat(scratch[:0], time.RFC3339Nano))
+	}
+	str(r.Channel)
+	str(r.Kind)
+	str(r.ChannelRef)
+	str(r.PaymentRef)
+	str(r.MerchantOrderNo)
+	str(r.RefundNo)
+	str(r.Method)
+	str(r.Status)
+	str(r.NativeStatus)
+	num(r.Amount)
+	num(r.Fee)
+	str(strconv.FormatBool(r.FeeKnown))
+	str(r.Currency)
+	str(r.Payer)
+	str(r.AccountRef)
+	when(r.CreatedAt)
+	when(r.PaidAt)
+	when(r.RefundedAt)
+	put(raw)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func addSource(set, src string) string {
@@ -401,7 +444,8 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 	existing := map[naturalKey]*Transaction{}
 	for kind, refs := range byKind {
 		var rows []Transaction
-		if err := g.tx.Where("channel = ? AND kind = ? AND channel_ref IN ?", g.acct.Channel, kind, refs).Find(&rows).Error; err != nil {
+		in, args := inStrings(g.tx, "channel_ref", refs)
+		if err := g.tx.Where("channel = ? AND kind = ?", g.acct.Channel, kind).Where(in, args...).Find(&rows).Error; err != nil {
 			return fmt.Errorf("ledger: unable to read transactions: %w", err)
 		}
 		for i := range rows {
@@ -448,9 +492,9 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 	for i := range records {
 		r := &records[i]
 		k := naturalKey{r.Kind, r.ChannelRef}
-		hash := payloadHash(r)
-		g.stats.Rows++
 		raw, _ := json.Marshal(r.Raw)
+		hash := payloadHash(r, raw)
+		g.stats.Rows++
 		src := TransactionSource{Source: g.source, ImportID: g.importID, PayloadHash: hash, Amount: r.Amount, Status: r.Status, Fee: r.Fee, SeenAt: g.now, Raw: string(raw)}
 		if t := existing[k]; t != nil {
 			if seen[t.ID][g.source+"|"+hash] || batchSeen[k.kind+"|"+k.ref+"|"+hash] {
@@ -518,20 +562,17 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 			if len(refs) == 0 {
 				continue
 			}
-			var ids []Transaction
-			if err := g.tx.Select("id", "channel_ref").Where("channel = ? AND kind = ? AND channel_ref IN ?", g.acct.Channel, kind, refs).Find(&ids).Error; err != nil {
+			if err := g.readIDs(kind, refs, freshByKey); err != nil {
 				return err
-			}
-			for _, row := range ids {
-				freshByKey[naturalKey{kind, row.ChannelRef}].ID = row.ID
 			}
 		}
 	}
 	if len(freshPays) > 0 {
 		// Refunds that reached the ledger before their payment.
 		var early []string
-		if err := g.tx.Model(&Transaction{}).Distinct("payment_ref").
-			Where("payment_ref IN ? AND channel = ? AND kind = ?", freshPays, g.acct.Channel, channels.KindRefund).
+		in, args := inStrings(g.tx, "payment_ref", freshPays)
+		if err := g.tx.Model(&Transaction{}).Distinct("payment_ref").Where(in, args...).
+			Where("channel = ? AND kind = ?", g.acct.Channel, channels.KindRefund).
 			Pluck("payment_ref", &early).Error; err != nil {
 			return fmt.Errorf("ledger: unable to look for early refunds: %w", err)
 		}
@@ -566,6 +607,29 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		}
 	}
 	return nil
+}
+
+// readIDs sets the ids of the rows just inserted, found by natural key. It
+// scans plain rows: GORM's reflection per row cost more than the query.
+func (g *ingester) readIDs(kind string, refs []string, byKey map[naturalKey]*Transaction) error {
+	in, args := inStrings(g.tx, "channel_ref", refs)
+	rows, err := g.tx.Model(&Transaction{}).Select("id", "channel_ref").
+		Where("channel = ? AND kind = ?", g.acct.Channel, kind).Where(in, args...).Rows()
+	if err != nil {
+		return fmt.Errorf("ledger: unable to read new ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uint64
+		var ref string
+		if err := rows.Scan(&id, &ref); err != nil {
+			return fmt.Errorf("ledger: unable to read new ids: %w", err)
+		}
+		if t := byKey[naturalKey{kind, ref}]; t != nil {
+			t.ID = id
+		}
+	}
+	return rows.Err()
 }
 
 // finish links refunds to their payments, recomputes the payments' refund

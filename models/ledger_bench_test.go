@@ -57,8 +57,10 @@ func writeWechatBill(w io.Writer, mch string, n int) {
 
 // BenchmarkImportStatement measures a WeChat Pay statement import end to end
 // — parse, clean, merge, insert transactions and their sources, roll up —
-// in rows/s, and in the same run a raw multi-row INSERT of the same rows
-// into an empty ledger (raw_rows/s), and their ratio. Run:
+// in rows/s (statement rows), and in the same run raw multi-row INSERTs of
+// the rows the import wrote (each statement row's transaction and source
+// row) into an empty ledger (raw_rows/s, in statement rows), and their ratio.
+// Run:
 //
 //	go test ./models -run '^$' -bench ImportStatement -benchtime 3x
 //	PAYFUSE_TEST_MYSQL=mysql://root@127.0.0.1:3306/payfuse_test go test ./models -run '^$' -bench ImportStatement -benchtime 3x
@@ -82,17 +84,27 @@ func BenchmarkImportStatement(b *testing.B) {
 		importSecs += time.Since(start).Seconds()
 		b.StopTimer()
 
-		// The baseline: the same transactions, already parsed and cleaned,
-		// written with plain multi-row INSERTs into another empty ledger.
+		// The baseline: the same rows the import wrote — transactions and
+		// their source rows, already parsed and cleaned — written with plain
+		// multi-row INSERTs into another empty ledger, in one transaction.
 		var txns []Transaction
+		var srcs []TransactionSource
 		if err := s.DB.Order("id").Find(&txns).Error; err != nil {
+			b.Fatal(err)
+		}
+		if err := s.DB.Order("id").Find(&srcs).Error; err != nil {
 			b.Fatal(err)
 		}
 		raw := OpenTest(b)
 		start = time.Now()
 		if err := raw.Tx(func(tx *gorm.DB) error {
-			return insertRows(tx, "transactions", transactionColumns, len(txns), raw.insertBatch(), func(i int, args []any) []any {
+			if err := insertRows(tx, "transactions", transactionColumns, len(txns), raw.insertBatch(), func(i int, args []any) []any {
 				return transactionValues(&txns[i], args)
+			}); err != nil {
+				return err
+			}
+			return insertRows(tx, "transaction_sources", sourceColumns, len(srcs), raw.insertBatch(), func(i int, args []any) []any {
+				return sourceValues(&srcs[i], args)
 			})
 		}); err != nil {
 			b.Fatal(err)
@@ -123,4 +135,64 @@ func BenchmarkParseOnly(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkRawInsertIndexes is what the ledger's indexes cost a plain
+// multi-row INSERT of the same rows: with every index (as the ledger has
+// them), with only the natural key that dedupe needs, and with none. It
+// shows the ceiling any import shares with the 10M-row ledger page's indexes.
+//
+//	go test ./models -run '^$' -bench RawInsertIndexes -benchtime 1x
+func BenchmarkRawInsertIndexes(b *testing.B) {
+	rows := benchRows(b)
+	s, acct, mch := ledgerFixture(b)
+	bill := wechatBill(mch, rows)
+	sf, err := s.OpenStatement(acct, "bench.csv", bytes.NewReader(bill), int64(len(bill)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.ImportStatement(web, acct.ID, sf); err != nil {
+		b.Fatal(err)
+	}
+	var txns []Transaction
+	if err := s.DB.Order("id").Find(&txns).Error; err != nil {
+		b.Fatal(err)
+	}
+	for _, keep := range []string{"all", "natural-key", "none"} {
+		b.Run(keep, func(b *testing.B) {
+			var secs float64
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				raw := OpenTest(b)
+				var names []string
+				if raw.Dialect == SQLite {
+					raw.DB.Raw("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions' AND sql IS NOT NULL").Scan(&names)
+				} else {
+					raw.DB.Raw("SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'transactions' AND index_name <> 'PRIMARY'").Scan(&names)
+				}
+				dropped := 0
+				for _, ix := range names {
+					if keep == "all" || (keep == "natural-key" && ix == "ux_txn_natural") {
+						continue
+					}
+					if err := raw.DB.Migrator().DropIndex("transactions", ix); err != nil {
+						b.Fatal(err)
+					}
+					dropped++
+				}
+				b.StartTimer()
+				start := time.Now()
+				if err := raw.Tx(func(tx *gorm.DB) error {
+					return insertRows(tx, "transactions", transactionColumns, len(txns), raw.insertBatch(), func(i int, args []any) []any {
+						return transactionValues(&txns[i], args)
+					})
+				}); err != nil {
+					b.Fatal(err)
+				}
+				secs += time.Since(start).Seconds()
+				b.ReportMetric(float64(len(names)-dropped), "indexes")
+			}
+			b.ReportMetric(float64(rows*b.N)/secs, "rows/s")
+		})
+	}
 }
