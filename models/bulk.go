@@ -53,10 +53,25 @@ type preparer interface {
 }
 
 // insertRows writes n rows into table with multi-row INSERTs of at most
-// perStmt rows; values(i, args) appends row i's values in column order. The
-// full-size statement is prepared once and re-executed: parsing it again for
-// every chunk costs as much as binding it.
+// perStmt rows; values(i, args) appends row i's values in column order.
 func insertRows(tx *gorm.DB, table string, cols []string, n, perStmt int, values func(i int, args []any) []any) error {
+	w := bulkWriter{tx: tx}
+	return w.insert(table, cols, n, perStmt, values)
+}
+
+// bulkWriter writes rows with multi-row INSERTs in one transaction. The
+// full-size statement is prepared once and re-executed: parsing a statement
+// of thousands of placeholders again for every chunk costs as much as
+// binding it. A writer that lives across batches (reuse) keeps its prepared
+// statements for the transaction's life; they close with it.
+type bulkWriter struct {
+	tx    *gorm.DB
+	reuse bool
+	stmts map[string]*sql.Stmt
+}
+
+func (w *bulkWriter) insert(table string, cols []string, n, perStmt int, values func(i int, args []any) []any) error {
+	tx := w.tx
 	if n == 0 {
 		return nil
 	}
@@ -67,13 +82,21 @@ func insertRows(tx *gorm.DB, table string, cols []string, n, perStmt int, values
 	sqlFor := func(rows int) string {
 		return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
 	}
-	var stmt *sql.Stmt
-	if p, ok := tx.Statement.ConnPool.(preparer); ok && n >= 2*perStmt {
+	full := sqlFor(perStmt)
+	stmt := w.stmts[full]
+	if p, ok := tx.Statement.ConnPool.(preparer); ok && stmt == nil && n >= perStmt && (w.reuse || n >= 2*perStmt) {
 		var err error
-		if stmt, err = p.PrepareContext(tx.Statement.Context, sqlFor(perStmt)); err != nil {
+		if stmt, err = p.PrepareContext(tx.Statement.Context, full); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, translate(tx, err))
 		}
-		defer stmt.Close()
+		if w.reuse {
+			if w.stmts == nil {
+				w.stmts = map[string]*sql.Stmt{}
+			}
+			w.stmts[full] = stmt
+		} else {
+			defer stmt.Close()
+		}
 	}
 	args := make([]any, 0, perStmt*len(cols))
 	for start := 0; start < n; start += perStmt {

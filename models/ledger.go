@@ -182,6 +182,7 @@ type ingester struct {
 	rollups  map[rollupKey]*rollupDelta
 	stats    IngestStats
 	payments map[string]bool // payment refs whose refund totals need recomputing
+	bulk     *bulkWriter
 }
 
 func (s *Store) newIngester(tx *gorm.DB, accountID uint64, source string) (*ingester, error) {
@@ -196,7 +197,7 @@ func (s *Store) newIngester(tx *gorm.DB, accountID uint64, source string) (*inge
 	return &ingester{
 		s: s, tx: tx, acct: &acct, merchant: &m, loc: m.Location(), source: source, now: s.now(),
 		wantRef: acct.SettingsMap()[accountRefField[acct.Channel]], rollups: map[rollupKey]*rollupDelta{},
-		payments: map[string]bool{},
+		payments: map[string]bool{}, bulk: &bulkWriter{tx: tx, reuse: true},
 	}, nil
 }
 
@@ -543,7 +544,7 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 		g.rollup(t, +1)
 	}
 	if len(fresh) > 0 {
-		if err := insertRows(g.tx, "transactions", transactionColumns, len(fresh), g.s.insertBatch(), func(i int, args []any) []any {
+		if err := g.bulk.insert("transactions", transactionColumns, len(fresh), g.s.insertBatch(), func(i int, args []any) []any {
 			return transactionValues(fresh[i], args)
 		}); err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
@@ -600,7 +601,7 @@ func (g *ingester) add(records []channels.Record, offset int) error {
 			ps.src.TransactionID = t.ID
 			rows[i] = ps.src
 		}
-		if err := insertRows(g.tx, "transaction_sources", sourceColumns, len(rows), g.s.insertBatch(), func(i int, args []any) []any {
+		if err := g.bulk.insert("transaction_sources", sourceColumns, len(rows), g.s.insertBatch(), func(i int, args []any) []any {
 			return sourceValues(&rows[i], args)
 		}); err != nil {
 			return fmt.Errorf("ledger: unable to record sources: %w", err)
