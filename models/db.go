@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	sqlitedrv "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
 	mysqldrv "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
@@ -161,4 +162,21 @@ func Open(dsn DSN) (*gorm.DB, error) {
 		return db, nil
 	}
 	return nil, fmt.Errorf("models: unknown dialect %q", dsn.Dialect)
+}
+
+// IsBusy reports whether err is the database refusing a write because
+// another transaction holds the lock past the wait (SQLite's busy timeout,
+// MySQL's lock wait timeout): nothing was changed, and trying again later
+// will work. On SQLite a large statement import holds the one write lock for
+// its whole length, so the ledger never shows half a file.
+func IsBusy(err error) bool {
+	var se *sqlitedrv.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+	}
+	var me *mysqldrv.MySQLError
+	return errors.As(err, &me) && me.Number == 1205 // ER_LOCK_WAIT_TIMEOUT
 }

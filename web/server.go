@@ -259,6 +259,12 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.log.Error("request failed", "err", err.Error(), "method", c.Method(), "path", c.Path(), "request_id", rid)
 	}
 	key := errorKey(code, err == error(errCSRF))
+	if models.IsBusy(err) {
+		// A write waited out the lock (on SQLite, a large import holds it):
+		// nothing changed, and it will work shortly.
+		code, key = fiber.StatusServiceUnavailable, "busy"
+		c.Set(fiber.HeaderRetryAfter, "30")
+	}
 	c.Response().ResetBody()
 	if strings.HasPrefix(c.Path(), "/api/") || c.Path() == "/healthz" || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
 		return c.Status(code).JSON(fiber.Map{"error": fiber.Map{"code": key, "message": http.StatusText(code), "request_id": rid}})
