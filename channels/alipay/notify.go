@@ -13,6 +13,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"payfuse/channels"
 )
@@ -177,11 +180,39 @@ func VerifyNotification(form url.Values, creds map[string][]byte) (channels.Reco
 			"The notification is for application %s, not this account's application %s.",
 			"该通知属于应用 %s，而非本账户的应用 %s。", truncate(got, 32), appID)
 	}
+	if err := decodeCharset(params); err != nil {
+		return channels.Record{}, err
+	}
 	rec, err := notificationRecord(params)
 	if err != nil {
 		return channels.Record{}, err
 	}
 	return rec, nil
+}
+
+// decodeCharset turns the parameters to UTF-8. Alipay form-encodes a
+// notification in the application's charset (its charset parameter: utf-8,
+// or GBK for older integrations) and signs those bytes, so the signature is
+// checked on the bytes as sent and only then are they decoded.
+func decodeCharset(params map[string]string) error {
+	switch cs := strings.ToLower(strings.TrimSpace(params["charset"])); cs {
+	case "", "utf-8", "utf8":
+		return nil
+	case "gbk", "gb2312", "gb18030":
+		dec := simplifiedchinese.GB18030.NewDecoder()
+		for k, v := range params {
+			u, err := dec.String(v) // bytes that are not GBK decode to U+FFFD
+			if err != nil || strings.ContainsRune(u, utf8.RuneError) {
+				return notifyErr(ReasonBadPayload, "The parameter %s is not valid %s text.",
+					"参数 %s 不是有效的 %s 文本。", truncate(k, 32), strings.ToUpper(cs))
+			}
+			params[k] = u
+		}
+		return nil
+	default:
+		return notifyErr(ReasonBadPayload, "The notification's charset %q is not one Alipay uses (utf-8, GBK).",
+			"通知的字符集（charset）%q 不是支付宝使用的字符集（utf-8、GBK）。", truncate(cs, 16))
+	}
 }
 
 // verifyKeys returns the Alipay keys that may have signed the notification.

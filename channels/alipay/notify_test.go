@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/text/encoding/simplifiedchinese"
+
 	"payfuse/channels"
 	"payfuse/channels/alipay"
 	"payfuse/channels/testkeys"
@@ -398,4 +400,52 @@ func mapValues(p map[string]string) url.Values {
 		v.Set(k, s)
 	}
 	return v
+}
+
+// TestVerifyGBKNotification: an application set to charset GBK gets its
+// notifications form-encoded in GBK and signed over the GBK bytes; they
+// verify, and the text reaches the ledger as UTF-8.
+func TestVerifyGBKNotification(t *testing.T) {
+	enc := simplifiedchinese.GBK.NewEncoder()
+	p := with(paymentParams(), "charset", "GBK")
+	for k, v := range p {
+		gbk, err := enc.String(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p[k] = gbk
+	}
+	// Through the wire: percent-encoded GBK bytes, parsed as the endpoint does.
+	form, err := url.ParseQuery(signed(p).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form.Get("subject") == paymentParams()["subject"] {
+		t.Fatal("the test notification is not GBK-encoded")
+	}
+	rec, err := alipay.VerifyNotification(form, publicKeyCreds())
+	if err != nil {
+		t.Fatalf("GBK notification refused: %v", err)
+	}
+	if rec.Raw["subject"] != "拿铁咖啡 & 可颂=早餐" || rec.Raw["body"] != "南山店" {
+		t.Errorf("text not decoded from GBK: subject %q, body %q", rec.Raw["subject"], rec.Raw["body"])
+	}
+	if rec.Amount != 3200 || rec.ChannelRef != wantPayment.ChannelRef {
+		t.Errorf("record %+v", rec)
+	}
+
+	// Bytes that are not GBK are refused, after the signature checks out.
+	bad := with(p, "body", "\xff\xff")
+	if _, err := alipay.VerifyNotification(signed(bad), publicKeyCreds()); !isReason(err, alipay.ReasonBadPayload) {
+		t.Errorf("invalid GBK: %v", err)
+	}
+	// A charset Alipay does not use.
+	if _, err := alipay.VerifyNotification(signed(with(paymentParams(), "charset", "latin1")), publicKeyCreds()); !isReason(err, alipay.ReasonBadPayload) {
+		t.Errorf("unknown charset: %v", err)
+	}
+}
+
+func isReason(err error, reason string) bool {
+	var ne *alipay.NotifyError
+	return errors.As(err, &ne) && ne.Reason == reason
 }
