@@ -68,7 +68,7 @@ func TestLedgerDetailShowsSourcesConflictAndLinks(t *testing.T) {
 	}
 	for _, want := range []string{
 		conflictRef, "PF20260228000001", "SHOP_SH", "SH WeChat",
-		"The sources disagree", "amount: 90.00 (notification) vs 100.00 (statement)", // both values
+		"The sources disagree", "Amount: 90.00 (Notification) vs 100.00 (Statement)", // both values, in the reader's language
 		"Notification", "Statement", `href="/imports/`, // the sources, with the import
 		"¥100.00", "¥90.00", "¥0.60", // what the record and each source said
 		"2026-02-28 09:15:02", "Asia/Shanghai", // the merchant's time zone, UTC on hover
