@@ -86,6 +86,7 @@ Commands:
   import             import a channel statement file into the ledger
   export transactions  export ledger transactions as CSV or XLSX
   demo-data          generate demo payment history through the ingest path
+  reconcile          reconcile one channel account's business date (statement vs other sources)
 
 Global flags (also accepted after the command):
 `
@@ -137,6 +138,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdExport(g, rest, stdout, stderr)
 	case "demo-data":
 		err = cmdDemoData(g, rest, stdout, stderr)
+	case "reconcile":
+		err = cmdReconcile(g, rest, stdout, stderr)
 	case "help":
 		root.Usage()
 		return 0

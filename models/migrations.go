@@ -31,6 +31,8 @@ var migrations = []migration{
 	{2, "merchants, channel accounts, sealed credentials", migrate0002},
 	{3, "ledger: transactions, sources, imports, daily rollups", migrate0003},
 	{4, "ledger browsing indexes, notification nonces, column mappings, corrections", migrate0004},
+	{5, "reconciliation days and discrepancy items", migrate0005},
+	{6, "flows, flow runs and leases", migrate0006},
 }
 
 // LatestVersion is the schema version this binary expects.
@@ -415,4 +417,63 @@ func migrate0004(tx *gorm.DB) error {
 		}
 	}
 	return createMissing(tx, &m0004NotifyNonce{}, &m0004ColumnMapping{}, &m0004Correction{})
+}
+
+// --- 0005: frozen snapshots ---
+
+// m0005ReconDay is one reconciliation of one channel account's business
+// date: how many ledger records fell in each bucket, and how many
+// discrepancies are still open.
+type m0005ReconDay struct {
+	ID                 uint64 `gorm:"primaryKey"`
+	MerchantCode       string `gorm:"size:32;not null;index:ix_recon_days_merchant_date,priority:1"`
+	AccountID          uint64 `gorm:"not null;uniqueIndex:ux_recon_day,priority:1"`
+	Channel            string `gorm:"size:16;not null"`
+	BizDate            string `gorm:"size:10;not null;uniqueIndex:ux_recon_day,priority:2;index:ix_recon_days_merchant_date,priority:2"`
+	Status             string `gorm:"size:16;not null"`
+	HasStatement       bool   `gorm:"not null;default:false"`
+	Matched            int    `gorm:"not null;default:0"`
+	AmountMismatch     int    `gorm:"not null;default:0"`
+	StatusMismatch     int    `gorm:"not null;default:0"`
+	MissingInStatement int    `gorm:"not null;default:0"`
+	OnlyInStatement    int    `gorm:"not null;default:0"`
+	Open               int    `gorm:"not null;default:0"`
+	MatchedAmount      int64  `gorm:"not null;default:0"`
+	OpenAmount         int64  `gorm:"not null;default:0"`
+	RunAt              time.Time
+	RunBy              string `gorm:"size:64;not null;default:''"`
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+func (m0005ReconDay) TableName() string { return "recon_days" }
+
+// m0005ReconItem is one discrepancy of a reconciliation day: both sides'
+// amount and status, and how finance resolved it.
+type m0005ReconItem struct {
+	ID              uint64 `gorm:"primaryKey"`
+	DayID           uint64 `gorm:"not null;uniqueIndex:ux_recon_item,priority:1"`
+	TransactionID   uint64 `gorm:"not null;uniqueIndex:ux_recon_item,priority:2;index:ix_recon_items_txn"`
+	MerchantCode    string `gorm:"size:32;not null"`
+	Bucket          string `gorm:"size:24;not null"`
+	Kind            string `gorm:"size:8;not null"`
+	ChannelRef      string `gorm:"size:64;not null"`
+	StatementAmount *int64
+	StatementStatus string `gorm:"size:16;not null;default:''"`
+	OtherAmount     *int64
+	OtherStatus     string `gorm:"size:16;not null;default:''"`
+	OtherSources    string `gorm:"size:64;not null;default:''"`
+	Resolved        bool   `gorm:"not null;default:false"`
+	Resolution      string `gorm:"size:32;not null;default:''"`
+	Note            string `gorm:"type:text"`
+	ResolvedBy      string `gorm:"size:64;not null;default:''"`
+	ResolvedAt      *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+func (m0005ReconItem) TableName() string { return "recon_items" }
+
+func migrate0005(tx *gorm.DB) error {
+	return createMissing(tx, &m0005ReconDay{}, &m0005ReconItem{})
 }
