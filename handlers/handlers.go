@@ -63,6 +63,7 @@ var navItems = []views.NavItem{
 	{Path: "/channels", Label: "nav.channels", Icon: "link"},
 	{Path: "/ledger", Label: "nav.ledger", Icon: "list"},
 	{Path: "/imports", Label: "nav.imports", Icon: "upload"},
+	{Path: "/reconcile", Label: "nav.reconcile", Icon: "scale"},
 	{Path: "/flows", Label: "nav.flows", Icon: "flow", Pending: true},
 	{Path: "/kpis", Label: "nav.kpis", Icon: "gauge", Pending: true},
 	{Path: "/reports", Label: "nav.reports", Icon: "report", Pending: true},

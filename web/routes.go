@@ -109,6 +109,13 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "GET", Path: "/ledger/:id", Access: OpsFin, Handler: h.LedgerShow},
 		{Method: "POST", Path: "/ledger/:id/corrections", Access: Finance, Handler: h.LedgerCorrect},
 
+		// Reconciliation: finance sets statements against the other sources.
+		{Method: "GET", Path: "/reconcile", Access: Finance, Handler: h.ReconcileCalendar},
+		{Method: "POST", Path: "/reconcile/run", Access: Finance, Handler: h.ReconcileRun},
+		{Method: "GET", Path: "/reconcile/days/:id", Access: Finance, Handler: h.ReconcileDay},
+		{Method: "GET", Path: "/reconcile/items/:id", Access: Finance, Handler: h.ReconcileItem},
+		{Method: "POST", Path: "/reconcile/items/:id/resolve", Access: Finance, Handler: h.ReconcileResolve},
+
 		// Statement imports.
 		{Method: "GET", Path: "/imports", Access: OpsFin, Handler: h.ImportList},
 		{Method: "POST", Path: "/imports", Access: OpsFin, Handler: h.ImportUpload},
