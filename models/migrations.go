@@ -33,6 +33,7 @@ var migrations = []migration{
 	{4, "ledger browsing indexes, notification nonces, column mappings, corrections", migrate0004},
 	{5, "reconciliation days and discrepancy items", migrate0005},
 	{6, "flows, flow runs and leases", migrate0006},
+	{7, "alert inbox", migrate0007},
 }
 
 // LatestVersion is the schema version this binary expects.
@@ -476,4 +477,35 @@ func (m0005ReconItem) TableName() string { return "recon_items" }
 
 func migrate0005(tx *gorm.DB) error {
 	return createMissing(tx, &m0005ReconDay{}, &m0005ReconItem{})
+}
+
+// --- 0007: frozen snapshots ---
+
+// m0007Alert is one entry of the alert inbox.
+type m0007Alert struct {
+	ID             uint64    `gorm:"primaryKey"`
+	MerchantCode   string    `gorm:"size:32;not null;default:'';index:ix_alerts_merchant_status,priority:1"`
+	Source         string    `gorm:"size:16;not null;default:''"`
+	SourceID       uint64    `gorm:"not null;default:0"`
+	Kind           string    `gorm:"size:32;not null"`
+	Severity       string    `gorm:"size:16;not null"`
+	DedupeKey      string    `gorm:"size:191;not null;index:ix_alerts_dedupe"`
+	Title          string    `gorm:"type:text"`
+	Body           string    `gorm:"type:text"`
+	Link           string    `gorm:"size:255;not null;default:''"`
+	Status         string    `gorm:"size:16;not null;index:ix_alerts_merchant_status,priority:2;index:ix_alerts_status_last,priority:1"`
+	Count          int       `gorm:"not null;default:1"`
+	FirstAt        time.Time `gorm:"not null"`
+	LastAt         time.Time `gorm:"not null;index:ix_alerts_status_last,priority:2"`
+	AcknowledgedBy string    `gorm:"size:64;not null;default:''"`
+	AcknowledgedAt *time.Time
+	ResolvedBy     string `gorm:"size:64;not null;default:''"`
+	ResolvedAt     *time.Time
+	ResolveNote    string `gorm:"type:text"`
+}
+
+func (m0007Alert) TableName() string { return "alerts" }
+
+func migrate0007(tx *gorm.DB) error {
+	return createMissing(tx, &m0007Alert{})
 }
