@@ -67,6 +67,7 @@ var navItems = []views.NavItem{
 	{Path: "/flows", Label: "nav.flows", Icon: "flow", Pending: true},
 	{Path: "/kpis", Label: "nav.kpis", Icon: "gauge", Pending: true},
 	{Path: "/reports", Label: "nav.reports", Icon: "report", Pending: true},
+	{Path: "/alerts", Label: "nav.alerts", Icon: "bell"},
 	{Path: "/users", Label: "nav.users", Icon: "users"},
 	{Path: "/audit", Label: "nav.audit", Icon: "shield"},
 }
@@ -78,6 +79,9 @@ func (h *Handlers) Frame(c *fiber.Ctx) *views.Frame {
 	if id.User != nil && h.CanAccess != nil {
 		for _, item := range navItems {
 			if h.CanAccess(id.User.Role, item.Path) {
+				if item.Path == "/alerts" {
+					item.Badge, _ = h.Store.CountOpenAlerts(id.User.Scope())
+				}
 				f.Nav = append(f.Nav, item)
 			}
 		}

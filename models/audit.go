@@ -87,7 +87,8 @@ var AuditActions = []string{
 	ActUserDisable, ActUserEnable, ActPasswordReset, ActPasswordChange, ActSessionRevoke,
 	ActSessionRevokeAll, ActLocaleChange, ActMerchantCreate, ActMerchantUpdate, ActMerchantSuspend,
 	ActMerchantReactivate, ActAccountCreate, ActAccountUpdate, ActAccountDelete, ActAccountCheck,
-	ActKeysRotate, ActImport, ActMapping, ActLedgerCorrect, ActReconRun, ActReconResolve, ActRollupRepair,
+	ActKeysRotate, ActImport, ActMapping, ActLedgerCorrect, ActReconRun, ActReconResolve, ActRollupRepair, ActAlertAck, ActAlertResolve,
+	ActFlowCreate, ActFlowUpdate, ActFlowEnable, ActFlowDisable, ActFlowRun,
 }
 
 // writeAudit records ev inside tx, so the record commits or rolls back with the change.

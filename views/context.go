@@ -25,6 +25,7 @@ type NavItem struct {
 	Label   string // translation key
 	Icon    string // name of an icon in icons.templ
 	Pending bool   // the area is being built by a later release
+	Badge   int64  // a count to show next to it (open alerts), 0 for none
 }
 
 // Flash is a one-time message shown after an action.

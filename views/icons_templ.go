@@ -163,18 +163,23 @@ func Icon(name string, class string) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
+		case "bell":
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<path d=\"M6 16V11a6 6 0 0 1 12 0v5l2 2H4z\"></path> <path d=\"M10 20a2 2 0 0 0 4 0\"></path>")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
 		case "scale":
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<path d=\"M12 4v16M8 20h8M5 8h14\"></path> <path d=\"M5 8l-3 6a3 3 0 0 0 6 0z\"></path> <path d=\"M19 8l-3 6a3 3 0 0 0 6 0z\"></path>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<path d=\"M12 4v16M8 20h8M5 8h14\"></path> <path d=\"M5 8l-3 6a3 3 0 0 0 6 0z\"></path> <path d=\"M19 8l-3 6a3 3 0 0 0 6 0z\"></path>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		case "tools":
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<path d=\"M14 7a4 4 0 0 0 5.5 5.5L21 14l-7 7-1.5-1.5A4 4 0 0 0 7 14L3 10l7-7z\"></path>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<path d=\"M14 7a4 4 0 0 0 5.5 5.5L21 14l-7 7-1.5-1.5A4 4 0 0 0 7 14L3 10l7-7z\"></path>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "</svg>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "</svg>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -116,6 +116,11 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "GET", Path: "/reconcile/items/:id", Access: Finance, Handler: h.ReconcileItem},
 		{Method: "POST", Path: "/reconcile/items/:id/resolve", Access: Finance, Handler: h.ReconcileResolve},
 
+		// The alert inbox: everyone sees the alerts of their merchants.
+		{Method: "GET", Path: "/alerts", Access: Anyone, Handler: h.AlertList},
+		{Method: "POST", Path: "/alerts/:id/acknowledge", Access: Anyone, Handler: h.AlertAcknowledge},
+		{Method: "POST", Path: "/alerts/:id/resolve", Access: Anyone, Handler: h.AlertResolve},
+
 		// Statement imports.
 		{Method: "GET", Path: "/imports", Access: OpsFin, Handler: h.ImportList},
 		{Method: "POST", Path: "/imports", Access: OpsFin, Handler: h.ImportUpload},
