@@ -87,6 +87,8 @@ Commands:
   export transactions  export ledger transactions as CSV or XLSX
   demo-data          generate demo payment history through the ingest path
   reconcile          reconcile one channel account's business date (statement vs other sources)
+  flow list          list flows with their schedule, next run and last result
+  flow run NAME      run a flow now and wait for its result
 
 Global flags (also accepted after the command):
 `
@@ -140,6 +142,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdDemoData(g, rest, stdout, stderr)
 	case "reconcile":
 		err = cmdReconcile(g, rest, stdout, stderr)
+	case "flow":
+		err = cmdFlow(ctx, g, rest, stdout, stderr)
 	case "help":
 		root.Usage()
 		return 0
@@ -238,6 +242,7 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 	addr := fs.String("addr", envOr("PAYFUSE_ADDR", "127.0.0.1:8080"), "listen address (env PAYFUSE_ADDR)")
 	demo := fs.Bool("demo", false, "create demo users for each role and print their passwords")
 	proxies := fs.String("trusted-proxies", envOr("PAYFUSE_TRUSTED_PROXIES", ""), "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is trusted (env PAYFUSE_TRUSTED_PROXIES)")
+	flowCfg := flowFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -281,7 +286,7 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 			return err
 		}
 	}
-	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log}
+	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log, Flows: *flowCfg}
 	if *proxies != "" {
 		for _, p := range strings.Split(*proxies, ",") {
 			if p = strings.TrimSpace(p); p != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
 
+	"payfuse/flows"
 	"payfuse/models"
 	"payfuse/views"
 )
@@ -24,6 +25,8 @@ type Handlers struct {
 	Sessions *SessionManager
 	Log      *slog.Logger
 	Limiter  *Limiter
+	// Flows runs flows on demand ("run now"); Serve runs their schedules.
+	Flows *flows.Engine
 	// CanAccess reports whether a role may GET a path; the router fills it from
 	// its routes table so the navigation offers only what the role may open.
 	CanAccess func(role models.Role, path string) bool

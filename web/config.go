@@ -5,6 +5,8 @@ package web
 import (
 	"log/slog"
 	"time"
+
+	"payfuse/flows/kinds"
 )
 
 // Config is the server's configuration, built by main from flags and env.
@@ -18,4 +20,7 @@ type Config struct {
 	// LoginFailureWindow (defaults 30 per 15 minutes).
 	LoginFailuresPerAddress int
 	LoginFailureWindow      time.Duration
+	// Flows is what the flow kinds need from outside the database (channel
+	// API addresses, the drop root). Serve runs the flow engine.
+	Flows kinds.Config
 }

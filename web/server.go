@@ -17,6 +17,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
+	"payfuse/flows"
+	"payfuse/flows/kinds"
 	"payfuse/handlers"
 	"payfuse/models"
 	"payfuse/static"
@@ -52,8 +54,12 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	if cfg.LoginFailureWindow <= 0 {
 		cfg.LoginFailureWindow = 15 * time.Minute
 	}
+	engine := flows.New(store)
+	engine.Logger = log
+	engine.Alerter = kinds.StoreAlerter{Store: store}
+	kinds.Register(engine, store, cfg.Flows)
 	h := &handlers.Handlers{
-		Store: store, Sessions: sessions, Log: log,
+		Store: store, Sessions: sessions, Log: log, Flows: engine,
 		Limiter: handlers.NewLimiter(cfg.LoginFailuresPerAddress, cfg.LoginFailureWindow),
 	}
 	s := &Server{H: h, cfg: cfg, log: log}
@@ -117,15 +123,25 @@ func (s *Server) Listen(ctx context.Context) error {
 // Serve serves on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.purgeSessions(ctx)
+	if err := s.H.Flows.Start(ctx); err != nil {
+		return fmt.Errorf("flow engine: %w", err)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.App.Listener(ln) }()
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 		s.log.Info("shutting down")
-		return s.App.ShutdownWithTimeout(10 * time.Second)
+		err = s.App.ShutdownWithTimeout(10 * time.Second)
 	}
+	// Running flows finish (or checkpoint and are marked interrupted).
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := s.H.Flows.Stop(stopCtx); serr != nil {
+		s.log.Warn("flow engine did not stop cleanly", "err", serr)
+	}
+	return err
 }
 
 func (s *Server) purgeSessions(ctx context.Context) {

@@ -114,6 +114,7 @@ func (p *progress) save(run *flows.Run, id uint64) error {
 // BillSyncParams are a bill-sync flow's settings.
 type BillSyncParams struct {
 	LagDays   int    `json:"lag_days"`  // the day before the occurrence by default (1)
+	Date      string `json:"date"`      // a fixed business date instead (a one-off backfill), YYYY-MM-DD
 	BillType  string `json:"bill_type"` // WeChat Pay: ALL (default), SUCCESS or REFUND
 	Reconcile *bool  `json:"reconcile"` // reconcile the day after importing (default true)
 }
@@ -130,6 +131,12 @@ func (k *kinds) billSync(ctx context.Context, run *flows.Run) (flows.Counts, err
 		return flows.Counts{}, flows.Permanent(flows.Fail("lag_days must be between 0 and 90", "lag_days 必须在 0 到 90 之间"))
 	}
 	date := day(run, p.LagDays)
+	if p.Date != "" {
+		if _, err := time.Parse(time.DateOnly, p.Date); err != nil {
+			return flows.Counts{}, flows.Permanent(flows.Fail("date %q is not a YYYY-MM-DD date", "date %q 不是 YYYY-MM-DD 格式的日期", p.Date))
+		}
+		date = p.Date
+	}
 	accts, err := k.accounts(run, "wechat", "alipay")
 	if err != nil {
 		return flows.Counts{}, err
