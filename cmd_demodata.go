@@ -67,7 +67,19 @@ func cmdDemoData(g *globals, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, demoSummaryLine(sum, *seed))
+	fl, err := store.GenerateDemoFlows(models.CLIActor(), 21, *seed)
+	if err != nil {
+		return err
+	}
+	if fl.Flows > 0 {
+		fmt.Fprintln(stdout, demoFlowsLine(fl))
+	}
 	return nil
+}
+
+func demoFlowsLine(fl models.DemoFlowsSummary) string {
+	return fmt.Sprintf("demo flows: %d flows with %d runs of history, %d reconciled days with %d discrepancies, %d alerts",
+		fl.Flows, fl.Runs, fl.ReconDays, fl.Discrepancies, fl.Alerts)
 }
 
 // demoSummaryLine tells in one line what demo-data did.
@@ -97,8 +109,15 @@ func generateServeDemoHistory(store *models.Store, stdout io.Writer, log *slog.L
 		return nil
 	}
 	if !sum.Skipped {
-		fmt.Fprintf(stdout, "  Demo history: %s\n\n", demoSummaryLine(sum, 1))
+		fmt.Fprintf(stdout, "  Demo history: %s\n", demoSummaryLine(sum, 1))
 		log.Info("demo payment history generated", "payments", sum.Payments, "refunds", sum.Refunds, "conflicts", sum.Conflicts, "elapsed", sum.Elapsed.Round(time.Millisecond))
+		fl, err := store.GenerateDemoFlows(models.SystemActor, 21, 1)
+		if err != nil {
+			log.Error("demo flows not generated", "err", err)
+		} else if fl.Flows > 0 {
+			fmt.Fprintf(stdout, "  %s\n", demoFlowsLine(fl))
+		}
+		fmt.Fprintln(stdout)
 	}
 	return nil
 }
