@@ -433,6 +433,7 @@ type m0005ReconDay struct {
 	BizDate            string `gorm:"size:10;not null;uniqueIndex:ux_recon_day,priority:2;index:ix_recon_days_merchant_date,priority:2"`
 	Status             string `gorm:"size:16;not null"`
 	HasStatement       bool   `gorm:"not null;default:false"`
+	EmptyStatement     bool   `gorm:"not null;default:false"` // the channel said it has no bill for the day
 	Matched            int    `gorm:"not null;default:0"`
 	AmountMismatch     int    `gorm:"not null;default:0"`
 	StatusMismatch     int    `gorm:"not null;default:0"`

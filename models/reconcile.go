@@ -70,7 +70,8 @@ type ReconDay struct {
 	Channel            string
 	BizDate            string
 	Status             string
-	HasStatement       bool
+	HasStatement       bool // a statement of the day is in the ledger, or the channel said it has none
+	EmptyStatement     bool // the channel said it has no bill for the day: no trades
 	Matched            int
 	AmountMismatch     int
 	StatusMismatch     int
@@ -202,6 +203,34 @@ func (s *Store) Reconcile(a Actor, scope Scope, accountID uint64, date string) (
 	return &out, nil
 }
 
+// RecordEmptyStatement records that the channel has no statement for the
+// account's business date (it says so when there were no trades), then
+// reconciles the day: anything another source saw succeed that day is then
+// "missing in statement", since the channel's answer is its statement.
+func (s *Store) RecordEmptyStatement(a Actor, accountID uint64, date string) (*ReconDay, error) {
+	if !validBizDate(date) {
+		return nil, FieldErrors{"date": "err.recon_date"}
+	}
+	var acct ChannelAccount
+	if err := s.DB.First(&acct, accountID).Error; err != nil {
+		return nil, notFound(err)
+	}
+	now := s.now()
+	err := s.Tx(func(tx *gorm.DB) error {
+		res := tx.Model(&ReconDay{}).Where("account_id = ? AND biz_date = ?", accountID, date).
+			Updates(map[string]any{"empty_statement": true, "updated_at": now})
+		if res.Error != nil || res.RowsAffected > 0 {
+			return res.Error
+		}
+		return tx.Create(&ReconDay{MerchantCode: acct.MerchantCode, AccountID: acct.ID, Channel: acct.Channel, BizDate: date,
+			Status: ReconNoStatement, EmptyStatement: true, RunAt: now, RunBy: truncate(a.Name, 64), CreatedAt: now, UpdatedAt: now}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: unable to record the empty day: %w", err)
+	}
+	return s.Reconcile(a, Scope{All: true}, accountID, date)
+}
+
 func reconSummary(acct *ChannelAccount, d *ReconDay) string {
 	return fmt.Sprintf("%s %s (account %d) %s: %d matched, %d amount mismatch, %d status mismatch, %d missing in statement, %d only in statement, %d open",
 		acct.Channel, d.BizDate, acct.ID, d.Status, d.Matched, d.AmountMismatch, d.StatusMismatch, d.MissingInStatement, d.OnlyInStatement, d.Open)
@@ -292,12 +321,19 @@ func (s *Store) reconcileDay(tx *gorm.DB, acct *ChannelAccount, date string, now
 		}
 	}
 	day.Status = ReconNoStatement
+	found0 := found
 	if !day.HasStatement {
 		found = nil
 	}
 
 	var prev ReconDay
 	err := s.forUpdate(tx).Where("account_id = ? AND biz_date = ?", acct.ID, date).First(&prev).Error
+	if err == nil && prev.EmptyStatement {
+		// The channel has no bill for the day: whatever we saw succeed is
+		// missing from it, and the discrepancies open.
+		day.EmptyStatement, day.HasStatement = true, true
+		found = found0
+	}
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		day.CreatedAt, day.UpdatedAt = now, now

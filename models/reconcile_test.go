@@ -220,3 +220,25 @@ func TestReconcileRefusesABadDate(t *testing.T) {
 		t.Errorf("%d days recorded by refused runs", n)
 	}
 }
+
+// TestEmptyStatementDay: the channel says it has no bill for the day, so
+// what a notification said succeeded is missing from it.
+func TestEmptyStatementDay(t *testing.T) {
+	s, acct, _ := reconDay(t)
+	all := Scope{All: true}
+	d, err := s.RecordEmptyStatement(web, acct.ID, "2026-03-05")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.HasStatement || !d.EmptyStatement || d.Status != ReconOpen || d.MissingInStatement != 4 || d.Open != 4 {
+		t.Fatalf("empty day: %+v", d)
+	}
+	// Re-running keeps the channel's word.
+	d, _ = s.Reconcile(web, all, acct.ID, "2026-03-05")
+	if !d.EmptyStatement || d.Open != 4 {
+		t.Errorf("re-run forgot the empty day: %+v", d)
+	}
+	if _, err := s.RecordEmptyStatement(web, acct.ID, "2026-3-5"); err == nil {
+		t.Error("a bad date was taken")
+	}
+}

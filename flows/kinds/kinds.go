@@ -200,7 +200,13 @@ func (k *kinds) syncAccount(ctx context.Context, run *flows.Run, acct *models.Ch
 	if dlErr != nil {
 		if noBill(dlErr) {
 			run.Logf("%s %s %s: the channel has no bill for the day (no trades)", acct.Channel, acct.DisplayName, date)
-			return k.reconcileAfter(run, acct, date, p, c)
+			d, err := k.s.RecordEmptyStatement(actor(run), acct.ID, date)
+			if err != nil {
+				return err
+			}
+			c.Discrepancies += d.Discrepancies()
+			run.Logf("%s %s %s reconciled against the empty day: %s, %d discrepancies", acct.Channel, acct.DisplayName, date, d.Status, d.Discrepancies())
+			return nil
 		}
 		return downloadFailure(acct, date, dlErr)
 	}
