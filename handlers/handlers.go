@@ -67,7 +67,7 @@ var navItems = []views.NavItem{
 	{Path: "/ledger", Label: "nav.ledger", Icon: "list"},
 	{Path: "/imports", Label: "nav.imports", Icon: "upload"},
 	{Path: "/reconcile", Label: "nav.reconcile", Icon: "scale"},
-	{Path: "/flows", Label: "nav.flows", Icon: "flow", Pending: true},
+	{Path: "/flows", Label: "nav.flows", Icon: "flow"},
 	{Path: "/kpis", Label: "nav.kpis", Icon: "gauge", Pending: true},
 	{Path: "/reports", Label: "nav.reports", Icon: "report", Pending: true},
 	{Path: "/alerts", Label: "nav.alerts", Icon: "bell"},

@@ -116,6 +116,18 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "GET", Path: "/reconcile/items/:id", Access: Finance, Handler: h.ReconcileItem},
 		{Method: "POST", Path: "/reconcile/items/:id/resolve", Access: Finance, Handler: h.ReconcileResolve},
 
+		// Flows: operators and finance watch them; operators (and admins) change and run them.
+		{Method: "GET", Path: "/flows", Access: OpsFin, Handler: h.FlowList},
+		{Method: "GET", Path: "/flows/new", Access: Operator, Handler: h.FlowNew},
+		{Method: "POST", Path: "/flows", Access: Operator, Handler: h.FlowCreate},
+		{Method: "GET", Path: "/flows/runs/:id", Access: OpsFin, Handler: h.FlowRunShow},
+		{Method: "GET", Path: "/flows/:id", Access: OpsFin, Handler: h.FlowShow},
+		{Method: "GET", Path: "/flows/:id/edit", Access: Operator, Handler: h.FlowEdit},
+		{Method: "POST", Path: "/flows/:id", Access: Operator, Handler: h.FlowUpdate},
+		{Method: "POST", Path: "/flows/:id/run", Access: Operator, Handler: h.FlowRun},
+		{Method: "POST", Path: "/flows/:id/enable", Access: Operator, Handler: h.FlowEnable},
+		{Method: "POST", Path: "/flows/:id/disable", Access: Operator, Handler: h.FlowDisable},
+
 		// The alert inbox: everyone sees the alerts of their merchants.
 		{Method: "GET", Path: "/alerts", Access: Anyone, Handler: h.AlertList},
 		{Method: "POST", Path: "/alerts/:id/acknowledge", Access: Anyone, Handler: h.AlertAcknowledge},
@@ -129,7 +141,6 @@ func Routes(h *handlers.Handlers) []Route {
 		// Channel notifications (signed by the channel, not a session).
 		{Method: "POST", Path: "/notify/:channel/:account", Access: Public, Handler: h.Notify, API: true, Webhook: true},
 
-		{Method: "GET", Path: "/flows", Access: Operator, Handler: h.Placeholder("nav.flows")},
 		{Method: "GET", Path: "/kpis", Access: Finance, Handler: h.Placeholder("nav.kpis")},
 		{Method: "GET", Path: "/reports", Access: Finance, Handler: h.Placeholder("nav.reports")},
 
