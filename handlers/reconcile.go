@@ -42,6 +42,9 @@ func (h *Handlers) reconcileCalendar(c *fiber.Ctx, status int, form views.ReconR
 	}
 	today := h.Store.Now().In(loc)
 	d.Today = today.Format(time.DateOnly)
+	if d.RunForm.Date == "" {
+		d.RunForm.Date = today.AddDate(0, 0, -1).Format(time.DateOnly) // yesterday's bill is the newest
+	}
 	d.Month = time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
 	if m, err := time.Parse("2006-01", c.Query("month")); err == nil && m.Year() >= 2000 && m.Year() <= 2100 {
 		d.Month = m

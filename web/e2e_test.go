@@ -188,6 +188,12 @@ func (b *browser) noSidewaysScroll(step string) {
 // holding one admin (and whatever setup adds), and returns its base URL.
 func startServer(t *testing.T, setup ...func(*models.Store)) string {
 	t.Helper()
+	return startServerWith(t, nil, setup...)
+}
+
+// startServerWith is startServer with a say in the server's configuration.
+func startServerWith(t *testing.T, configure func(*web.Config), setup ...func(*models.Store)) string {
+	t.Helper()
 	store := models.OpenTest(t)
 	models.MustCreateUser(t, store, "admin", "correct horse battery", models.RoleAdmin)
 
@@ -195,10 +201,14 @@ func startServer(t *testing.T, setup ...func(*models.Store)) string {
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := web.New(web.Config{
+	cfg := web.Config{
 		Addr: "127.0.0.1:0", MasterKey: key,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, store)
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := web.New(cfg, store)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
