@@ -13,21 +13,46 @@ import (
 
 	"payfuse/flows"
 	"payfuse/flows/kinds"
+	"payfuse/flows/webhook"
 	"payfuse/models"
 )
 
 const flowSynopsis = "payfuse flow list [--merchant CODE] [--json] | payfuse flow run NAME [--json]"
 
+// flowSettings are the flags the flow kinds need; resolve reads them after
+// the flag set has parsed.
+type flowSettings struct {
+	cfg   kinds.Config
+	allow string
+}
+
 // flowFlags adds the settings the flow kinds need to a command's flags.
-func flowFlags(fs *flag.FlagSet) *kinds.Config {
-	cfg := &kinds.Config{}
-	fs.StringVar(&cfg.WeChatBaseURL, "wechat-api-base", envOr("PAYFUSE_WECHAT_API_BASE", ""),
+func flowFlags(fs *flag.FlagSet) *flowSettings {
+	f := &flowSettings{}
+	fs.StringVar(&f.cfg.WeChatBaseURL, "wechat-api-base", envOr("PAYFUSE_WECHAT_API_BASE", ""),
 		"WeChat Pay API address for bill downloads; empty for https://api.mch.weixin.qq.com (env PAYFUSE_WECHAT_API_BASE)")
-	fs.StringVar(&cfg.AlipayGateway, "alipay-gateway", envOr("PAYFUSE_ALIPAY_GATEWAY", ""),
+	fs.StringVar(&f.cfg.AlipayGateway, "alipay-gateway", envOr("PAYFUSE_ALIPAY_GATEWAY", ""),
 		"Alipay gateway for bill downloads; empty for https://openapi.alipay.com/gateway.do (env PAYFUSE_ALIPAY_GATEWAY)")
-	fs.StringVar(&cfg.DropRoot, "drop-root", envOr("PAYFUSE_DROP_ROOT", ""),
+	fs.StringVar(&f.cfg.DropRoot, "drop-root", envOr("PAYFUSE_DROP_ROOT", ""),
 		"directory whose sub-folders folder-import flows watch; empty turns folder import off (env PAYFUSE_DROP_ROOT)")
-	return cfg
+	fs.StringVar(&f.allow, "webhook-allow", envOr("PAYFUSE_WEBHOOK_ALLOW", ""),
+		"comma-separated hosts, IPs or CIDRs that webhooks may reach although private or loopback (env PAYFUSE_WEBHOOK_ALLOW)")
+	fs.BoolVar(&f.cfg.Webhooks.Allow.HTTP, "webhook-allow-http", os.Getenv("PAYFUSE_WEBHOOK_ALLOW_HTTP") == "1",
+		"allow plain http to the allow-listed destinations (env PAYFUSE_WEBHOOK_ALLOW_HTTP=1)")
+	return f
+}
+
+func (f *flowSettings) resolve() (kinds.Config, error) {
+	cfg := f.cfg
+	if f.allow != "" {
+		l, err := webhook.ParseAllowList(f.allow)
+		if err != nil {
+			return cfg, fmt.Errorf("--webhook-allow: %w", err)
+		}
+		l.HTTP = cfg.Webhooks.Allow.HTTP
+		cfg.Webhooks.Allow = l
+	}
+	return cfg, nil
 }
 
 // cmdFlow lists flows or runs one now. A run from the command line takes
@@ -106,7 +131,7 @@ func orDash(s string) string {
 func cmdFlowRun(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("flow run", "payfuse flow run NAME [--json]", g, stderr)
 	asJSON := fs.Bool("json", false, `print {"run_id", "status", "rows_read", "rows_new", "rows_merged", "discrepancies", "error", "log"} as JSON`)
-	cfg := flowFlags(fs)
+	settings := flowFlags(fs)
 	// The flow's name may come before the flags.
 	var name string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -146,13 +171,17 @@ func cmdFlowRun(ctx context.Context, g *globals, args []string, stdout, stderr i
 	} else if err != nil {
 		return err
 	}
+	cfg, err := settings.resolve()
+	if err != nil {
+		return err
+	}
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
 	}
 	e := flows.New(store)
 	e.Logger = log
 	e.Alerter = kinds.StoreAlerter{Store: store}
-	kinds.Register(e, store, *cfg)
+	kinds.Register(e, store, cfg)
 	run, err := e.RunNow(all, f.ID, models.CLIActor())
 	var fe *flows.Error
 	if errors.As(err, &fe) {

@@ -242,9 +242,13 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 	addr := fs.String("addr", envOr("PAYFUSE_ADDR", "127.0.0.1:8080"), "listen address (env PAYFUSE_ADDR)")
 	demo := fs.Bool("demo", false, "create demo users for each role and print their passwords")
 	proxies := fs.String("trusted-proxies", envOr("PAYFUSE_TRUSTED_PROXIES", ""), "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is trusted (env PAYFUSE_TRUSTED_PROXIES)")
-	flowCfg := flowFlags(fs)
+	flowSet := flowFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	flowCfg, err := flowSet.resolve()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
@@ -286,7 +290,7 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 			return err
 		}
 	}
-	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log, Flows: *flowCfg}
+	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log, Flows: flowCfg}
 	if *proxies != "" {
 		for _, p := range strings.Split(*proxies, ",") {
 			if p = strings.TrimSpace(p); p != "" {

@@ -237,6 +237,9 @@ func wechatAnswer(c *fiber.Ctx, r refusal) error {
 // logRefusal logs a refused notification: reason, account, sender and
 // request id — never the payload, its signature or the credentials.
 func (h *Handlers) logRefusal(c *fiber.Ctx, channel string, r refusal) {
+	if err := h.Store.RecordNotifyRefusal(notifyAccountID(c), r.reason, h.Store.Now()); err != nil && h.Log != nil {
+		h.Log.Warn("notification refusal not recorded", "err", err)
+	}
 	if h.Log == nil {
 		return
 	}

@@ -89,6 +89,8 @@ var AuditActions = []string{
 	ActMerchantReactivate, ActAccountCreate, ActAccountUpdate, ActAccountDelete, ActAccountCheck,
 	ActKeysRotate, ActImport, ActMapping, ActLedgerCorrect, ActReconRun, ActReconResolve, ActRollupRepair, ActAlertAck, ActAlertResolve,
 	ActFlowCreate, ActFlowUpdate, ActFlowEnable, ActFlowDisable, ActFlowRun,
+	ActTriggerCreate, ActTriggerUpdate, ActTriggerEnable, ActTriggerDisable,
+	ActWebhookCreate, ActWebhookRotate, ActWebhookEnable, ActWebhookDisable, ActWebhookDelete,
 }
 
 // writeAudit records ev inside tx, so the record commits or rolls back with the change.

@@ -34,6 +34,7 @@ var migrations = []migration{
 	{5, "reconciliation days and discrepancy items", migrate0005},
 	{6, "flows, flow runs and leases", migrate0006},
 	{7, "alert inbox", migrate0007},
+	{8, "trigger rules, webhook endpoints and deliveries, notification refusals", migrate0008},
 }
 
 // LatestVersion is the schema version this binary expects.

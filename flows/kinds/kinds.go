@@ -35,6 +35,9 @@ type Config struct {
 	DropRoot string
 	// TempDir receives downloads while they are checked and imported.
 	TempDir string
+	// Webhooks is where trigger rules may send webhooks (the allow-list of
+	// otherwise-refused destinations) and how.
+	Webhooks TriggerConfig
 }
 
 // Register adds every kind to the engine.
@@ -44,6 +47,7 @@ func Register(e *flows.Engine, s *models.Store, cfg Config) {
 	e.Register(models.FlowReconcile, flows.HandlerFunc(k.reconcile))
 	e.Register(models.FlowRollupCheck, flows.HandlerFunc(k.rollupCheck))
 	e.Register(models.FlowFolderImport, flows.HandlerFunc(k.folderImport))
+	RegisterTriggers(e, s, cfg.Webhooks)
 }
 
 type kinds struct {
