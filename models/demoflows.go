@@ -69,6 +69,7 @@ func (s *Store) GenerateDemoFlows(a Actor, days int, seed int64) (DemoFlowsSumma
 				AccountID: ac.ID, Schedule: "0 10 * * *", Params: `{"lag_days":1,"bill_type":"ALL"}`, Enabled: false}, ac})
 		}
 		plan = append(plan,
+			planned{in: FlowInput{Name: lower + "-triggers", Kind: FlowTriggerEval, MerchantCode: code, Schedule: "* * * * *", Enabled: true}},
 			planned{in: FlowInput{Name: lower + "-reconcile", Kind: FlowReconcile, MerchantCode: code, Schedule: "30 10 * * *", Params: `{"lag_days":1}`, Enabled: true}},
 			planned{in: FlowInput{Name: lower + "-rollup-check", Kind: FlowRollupCheck, MerchantCode: code, Schedule: "0 3 * * *", Params: `{"days":7}`, Enabled: true}})
 		for _, p := range plan {
@@ -83,6 +84,20 @@ func (s *Store) GenerateDemoFlows(a Actor, days int, seed int64) (DemoFlowsSumma
 			}
 			sum.Runs += runs
 		}
+		// The rules a merchant would watch its channels with.
+		for _, r := range []TriggerRuleInput{
+			{Name: "success rate under 90%", Kind: TriggerSuccessRate, Params: `{"window_minutes":60,"min_percent":90,"min_payments":20}`, Severity: SeverityWarning},
+			{Name: "payment over 5,000 yuan", Kind: TriggerLargePayment, Params: `{"amount":500000}`, Severity: SeverityInfo},
+			{Name: "statement missing by 11:00", Kind: TriggerBillMissing, Params: `{"at":"11:00"}`, Severity: SeverityWarning},
+			{Name: "day not balanced by 18:00", Kind: TriggerReconUnbalanced, Params: `{"at":"18:00"}`, Severity: SeverityWarning},
+			{Name: "certificate expires within 30 days", Kind: TriggerCertExpiry, Params: `{"days":30}`, Severity: SeverityCritical},
+		} {
+			r.MerchantCode, r.Alert, r.Enabled = code, true, true
+			if _, err := s.CreateTriggerRule(a, all, r); err != nil {
+				return sum, fmt.Errorf("demo trigger rule %q: %w", r.Name, err)
+			}
+		}
+
 		// The reconciliation those runs did, day by day.
 		loc := m.Location()
 		today := s.now().In(loc)
@@ -147,6 +162,10 @@ func (s *Store) GenerateDemoFlows(a Actor, days int, seed int64) (DemoFlowsSumma
 // demoRunHistory writes a flow's runs of the last days: one a day at its
 // scheduled time, mostly succeeded, now and then a retry that succeeded.
 func (s *Store) demoRunHistory(f *Flow, acct *ChannelAccount, days int, rng *rand.Rand) (int, error) {
+	if f.Kind == FlowTriggerEval {
+		// Every minute: its history is the engine's to write from now on.
+		return 0, nil
+	}
 	sched, err := ParseSchedule(f.Schedule, f.Location())
 	if err != nil {
 		return 0, err
@@ -202,6 +221,8 @@ func demoLogLine(f *Flow, date string, c RunCounts) string {
 		return fmt.Sprintf("bill of %s: %d rows, %d new, %d merged; reconciled, %d discrepancies", date, c.RowsRead, c.RowsNew, c.RowsMerged, c.Discrepancies)
 	case FlowReconcile:
 		return fmt.Sprintf("%s reconciled: %d records, %d discrepancies", date, c.RowsRead, c.Discrepancies)
+	case FlowTriggerEval:
+		return "5 rules evaluated, nothing fired"
 	}
 	return fmt.Sprintf("rollups of the 7 days to %s: %d groups compared, 0 differ", date, c.RowsRead)
 }
