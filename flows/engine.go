@@ -437,6 +437,22 @@ func (e *Engine) recoverOrphans(flow *models.Flow) error {
 // models.ErrNotFound when the flow is not in scope. The run goes on when the
 // caller's request ends.
 func (e *Engine) RunNow(scope models.Scope, flowID uint64, actor models.Actor) (*models.FlowRun, error) {
+	return e.start(scope, flowID, func() (*models.Flow, *models.FlowRun, error) {
+		return e.Store.StartManualRun(actor, scope, flowID, e.ID, e.now())
+	})
+}
+
+// RunEvent starts a run of the flow because something happened (reason,
+// e.g. "notification"), as RunNow does but recorded with the event trigger
+// and not audited as a person's action. A flow that is running already is
+// left alone (ErrBusy): that run, or the next, sees the event too.
+func (e *Engine) RunEvent(flowID uint64, reason string) (*models.FlowRun, error) {
+	return e.start(models.Scope{All: true}, flowID, func() (*models.Flow, *models.FlowRun, error) {
+		return e.Store.StartEventRun(flowID, reason, e.ID, e.now())
+	})
+}
+
+func (e *Engine) start(scope models.Scope, flowID uint64, begin func() (*models.Flow, *models.FlowRun, error)) (*models.FlowRun, error) {
 	flow, err := e.Store.GetFlow(scope, flowID)
 	if err != nil {
 		return nil, err
@@ -475,7 +491,7 @@ func (e *Engine) RunNow(scope models.Scope, flowID uint64, actor models.Actor) (
 	if err := e.recoverOrphans(flow); err != nil {
 		return nil, err
 	}
-	flow, row, err := e.Store.StartManualRun(actor, scope, flowID, e.ID, e.now())
+	flow, row, err := begin()
 	switch {
 	case errors.Is(err, models.ErrFlowDisabled):
 		return nil, ErrDisabled

@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"payfuse/channels/alipay"
 	"payfuse/channels/wechat"
+	"payfuse/flows"
 	"payfuse/models"
 )
 
@@ -131,6 +134,7 @@ func (h *Handlers) takeWechat(c *fiber.Ctx) (refusal, bool) {
 		return ingestRefusal(err), false
 	}
 	h.purgeNonces(now)
+	h.nudgeTriggers(acct.MerchantCode)
 	return refusal{}, true
 }
 
@@ -180,7 +184,47 @@ func (h *Handlers) takeAlipay(c *fiber.Ctx) (refusal, bool) {
 	if err := h.Store.IngestNotification(acct.ID, "", time.Time{}, rec); err != nil {
 		return ingestRefusal(err), false
 	}
+	h.nudgeTriggers(acct.MerchantCode)
 	return refusal{}, true
+}
+
+// nudgeEvery bounds how often notifications start a merchant's trigger
+// evaluation: a burst of payments is one evaluation, not one each.
+const nudgeEvery = 5 * time.Second
+
+// triggerNudges remembers when each server last nudged each merchant.
+var triggerNudges sync.Map // "handlers pointer|merchant" -> time.Time
+
+// nudgeTriggers lets the merchant's trigger rules see a notification as it
+// arrives: its enabled trigger_eval flows start now (in the background,
+// after the answer), rather than at their next scheduled minute. A flow
+// already running, or one nudged in the last few seconds, is left alone:
+// that run or the next sees the notification too.
+func (h *Handlers) nudgeTriggers(merchant string) {
+	if h.Flows == nil {
+		return
+	}
+	key := fmt.Sprintf("%p|%s", h, merchant)
+	now := time.Now()
+	if last, ok := triggerNudges.Load(key); ok && now.Sub(last.(time.Time)) < nudgeEvery {
+		return
+	}
+	triggerNudges.Store(key, now)
+	go func() {
+		list, err := h.Store.ListFlows(models.Scope{All: true}, models.FlowFilter{MerchantCode: merchant, Kind: models.FlowTriggerEval})
+		if err != nil {
+			h.Log.Warn("trigger nudge: unable to list flows", "merchant", merchant, "err", err)
+			return
+		}
+		for _, f := range list {
+			if !f.Enabled {
+				continue
+			}
+			if _, err := h.Flows.RunEvent(f.ID, "notification"); err != nil && !errors.Is(err, flows.ErrBusy) {
+				h.Log.Info("trigger nudge: flow not started", "flow", f.Name, "err", err)
+			}
+		}
+	}()
 }
 
 // notifyAccount finds the enabled account at channel named by :account, with

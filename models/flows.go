@@ -923,6 +923,30 @@ func (s *Store) StartManualRun(a Actor, scope Scope, flowID uint64, owner string
 	return &f, run, nil
 }
 
+// StartEventRun records a run of flow started by an event (reason says
+// which), owned by owner — the engine's side of Engine.RunEvent. Runs are
+// their own record; an event is not a person's change, so it is not audited.
+func (s *Store) StartEventRun(flowID uint64, reason, owner string, now time.Time) (*Flow, *FlowRun, error) {
+	now = now.UTC()
+	var f Flow
+	var run *FlowRun
+	err := s.Tx(func(tx *gorm.DB) error {
+		if err := s.forUpdate(tx).First(&f, flowID).Error; err != nil {
+			return notFound(err)
+		}
+		if !f.Enabled {
+			return ErrFlowDisabled
+		}
+		run = &FlowRun{FlowID: f.ID, MerchantCode: f.MerchantCode, Trigger: TriggerEvent, TriggeredBy: truncate(reason, 64),
+			Attempt: 1, Status: RunRunning, StartedAt: now, Owner: owner}
+		return s.insertRun(tx, &f, &run)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &f, run, nil
+}
+
 // SaveCheckpoint stores a running run's progress: counts, log and the
 // handler's position, so that a retry or a takeover resumes from it. It
 // returns ErrRunLost when the run is no longer owner's.
