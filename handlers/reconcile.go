@@ -108,6 +108,10 @@ func (h *Handlers) ReconcileDay(c *fiber.Ctx) error {
 	if d.Items, err = h.Store.ListReconItems(sc, day.ID, f); err != nil {
 		return err
 	}
+	if d.Amounts, err = h.Store.BucketAmounts(sc, day.ID); err != nil {
+		return err
+	}
+	d.Amounts[models.BucketMatched] = day.MatchedAmount
 	return h.Render(c, fiber.StatusOK, views.ReconDayView(d))
 }
 
@@ -163,6 +167,25 @@ func (h *Handlers) ReconcileResolve(c *fiber.Ctx) error {
 	}
 	h.flash(c, "success", "recon.resolved")
 	return redirect(c, fmt.Sprintf("/reconcile/days/%d?state=open", it.DayID))
+}
+
+// ReconcileNote adds a note to a discrepancy without resolving it.
+func (h *Handlers) ReconcileNote(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	note := c.FormValue("note")
+	_, err = h.Store.AnnotateReconItem(actor(c), scope(c), id, note)
+	var fe models.FieldErrors
+	switch {
+	case errors.As(err, &fe):
+		return h.reconcileItem(c, fiber.StatusUnprocessableEntity, views.ReconResolveForm{NoteOnly: note, NoteError: fe["note"]})
+	case err != nil:
+		return storeErr(err)
+	}
+	h.flash(c, "success", "recon.noted")
+	return redirect(c, fmt.Sprintf("/reconcile/items/%d", id))
 }
 
 func contains(list []string, v string) bool {

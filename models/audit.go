@@ -87,7 +87,7 @@ var AuditActions = []string{
 	ActUserDisable, ActUserEnable, ActPasswordReset, ActPasswordChange, ActSessionRevoke,
 	ActSessionRevokeAll, ActLocaleChange, ActMerchantCreate, ActMerchantUpdate, ActMerchantSuspend,
 	ActMerchantReactivate, ActAccountCreate, ActAccountUpdate, ActAccountDelete, ActAccountCheck,
-	ActKeysRotate, ActImport, ActMapping, ActLedgerCorrect, ActReconRun, ActReconResolve, ActRollupRepair, ActAlertAck, ActAlertResolve,
+	ActKeysRotate, ActImport, ActMapping, ActLedgerCorrect, ActReconRun, ActReconResolve, ActReconNote, ActRollupRepair, ActAlertAck, ActAlertResolve,
 	ActFlowCreate, ActFlowUpdate, ActFlowEnable, ActFlowDisable, ActFlowRun,
 	ActTriggerCreate, ActTriggerUpdate, ActTriggerEnable, ActTriggerDisable,
 	ActWebhookCreate, ActWebhookRotate, ActWebhookEnable, ActWebhookDisable, ActWebhookDelete,

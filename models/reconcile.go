@@ -500,6 +500,64 @@ func (s *Store) ResolveReconItem(a Actor, scope Scope, itemID uint64, in Reconci
 	return &out, nil
 }
 
+// ActReconNote is the audit action of a note added to a discrepancy.
+const ActReconNote = "reconcile.note"
+
+// AnnotateReconItem adds finance's note to a discrepancy without resolving
+// it (what was asked of whom, say), audited. The note is appended, stamped
+// with who wrote it and when.
+func (s *Store) AnnotateReconItem(a Actor, scope Scope, itemID uint64, note string) (*ReconItem, error) {
+	note = strings.TrimSpace(note)
+	switch {
+	case note == "":
+		return nil, FieldErrors{"note": "err.recon_note_empty"}
+	case len(note) > 2000:
+		return nil, FieldErrors{"note": "err.recon_note_long"}
+	}
+	var out ReconItem
+	err := s.Tx(func(tx *gorm.DB) error {
+		var it ReconItem
+		if err := s.forUpdate(tx).Scopes(scope.Filter("merchant_code")).First(&it, itemID).Error; err != nil {
+			return notFound(err)
+		}
+		now := s.now()
+		before := it.Note
+		it.Note = strings.TrimSpace(it.Note + fmt.Sprintf("\n[%s %s] %s", now.Format(time.DateTime), truncate(a.Name, 64), note))
+		it.UpdatedAt = now
+		if err := tx.Model(&ReconItem{}).Where("id = ?", it.ID).Updates(map[string]any{"note": it.Note, "updated_at": now}).Error; err != nil {
+			return err
+		}
+		out = it
+		return writeAudit(tx, a, now, AuditEvent{Action: ActReconNote, ObjectType: "recon_item", ObjectID: idStr(it.ID),
+			MerchantCode: it.MerchantCode, Detail: truncate(it.ChannelRef+": "+note, 500),
+			Before: map[string]any{"note": before}, After: map[string]any{"note": it.Note}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// BucketAmounts sums a day's discrepancies by bucket (the larger of the two
+// sides of each), for the day page; the matched amount is on the day.
+func (s *Store) BucketAmounts(scope Scope, dayID uint64) (map[string]int64, error) {
+	var rows []struct {
+		Bucket string
+		Amount int64
+	}
+	if err := s.DB.Model(&ReconItem{}).Scopes(scope.Filter("merchant_code")).Where("day_id = ?", dayID).
+		Select(`bucket, SUM(CASE WHEN COALESCE(statement_amount, 0) > COALESCE(other_amount, 0)
+			THEN COALESCE(statement_amount, 0) ELSE COALESCE(other_amount, 0) END) AS amount`).
+		Group("bucket").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("reconcile: unable to sum discrepancies: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Bucket] = r.Amount
+	}
+	return out, nil
+}
+
 func reconAudit(it *ReconItem) map[string]any {
 	return map[string]any{"bucket": it.Bucket, "resolved": it.Resolved, "resolution": it.Resolution, "note": it.Note}
 }
