@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"payfuse/flows"
+	"payfuse/flows/webhook"
 	"payfuse/models"
 	"payfuse/views"
 )
@@ -27,6 +28,9 @@ type Handlers struct {
 	Limiter  *Limiter
 	// Flows runs flows on demand ("run now"); Serve runs their schedules.
 	Flows *flows.Engine
+	// WebhookAllow is the platform allow-list of webhook destinations (the
+	// one the trigger_eval flow sends with): new endpoints are checked against it.
+	WebhookAllow webhook.AllowList
 	// CanAccess reports whether a role may GET a path; the router fills it from
 	// its routes table so the navigation offers only what the role may open.
 	CanAccess func(role models.Role, path string) bool

@@ -12,7 +12,7 @@ import (
 )
 
 // keyRE finds string literals shaped like translation keys (prefix.rest).
-var keyRE = regexp.MustCompile(`"((?:account|accounts|action|action_name|alerts|audit|auth|common|correction|dashboard|err|error|export|field|flows|imports|kind|layout|ledger|mapping|merchant_status|merchants|method|nav|notify|pager|placeholder|recon|refund_state|role|scope|sessions|source|status|txn_status|users)\.[a-z0-9_.]+)"`)
+var keyRE = regexp.MustCompile(`"((?:account|accounts|action|action_name|alerts|audit|auth|common|correction|dashboard|err|error|export|field|flows|imports|kind|layout|ledger|mapping|merchant_status|merchants|method|nav|notify|pager|placeholder|recon|refund_state|role|scope|sessions|source|status|triggers|txn_status|users|webhooks)\.[a-z0-9_.]+)"`)
 
 // usedKeys collects every key literal in the Go and templ sources, plus the
 // keys built at run time (roles, audit actions, error pages).

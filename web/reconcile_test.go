@@ -98,6 +98,19 @@ func TestReconciliationWorkspace(t *testing.T) {
 	if g := op.get("/reconcile"); g.StatusCode != http.StatusForbidden {
 		t.Errorf("operator: %d", g.StatusCode)
 	}
+	// A note keeps it open.
+	if r := fin.post(itemPath+"/notes", url.Values{"note": {""}}); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "Write the note first") {
+		t.Errorf("empty note: %d %s", r.StatusCode, clip(r.Body))
+	}
+	if r := fin.post(itemPath+"/notes", url.Values{"note": {"Asked WeChat Pay, ticket 7781"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("note: %d", r.StatusCode)
+	}
+	if p := fin.get(itemPath); !strings.Contains(p.Body, "finsh] Asked WeChat Pay, ticket 7781") {
+		t.Errorf("the note is not on the item: %s", clip(p.Body))
+	}
+	if a := fin.get(loc); !strings.Contains(a.Body, `data-amount="amount_mismatch"`) {
+		t.Errorf("the day does not show the buckets' amounts")
+	}
 	r = fin.post(itemPath+"/resolve", url.Values{"resolution": {"channel_corrected"}, "note": {"WeChat ticket 7781"}})
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("resolve: %d %s", r.StatusCode, clip(r.Body))

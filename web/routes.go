@@ -115,6 +115,26 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "GET", Path: "/reconcile/days/:id", Access: Finance, Handler: h.ReconcileDay},
 		{Method: "GET", Path: "/reconcile/items/:id", Access: Finance, Handler: h.ReconcileItem},
 		{Method: "POST", Path: "/reconcile/items/:id/resolve", Access: Finance, Handler: h.ReconcileResolve},
+		{Method: "POST", Path: "/reconcile/items/:id/notes", Access: Finance, Handler: h.ReconcileNote},
+
+		// Event triggers: operators and finance see the rules; operators (and admins)
+		// change them and manage the webhook endpoints, whose log finance has no use for.
+		// Before the flows' /flows/:id routes, which would otherwise take these paths.
+		{Method: "GET", Path: "/flows/triggers", Access: OpsFin, Handler: h.TriggerList},
+		{Method: "GET", Path: "/flows/triggers/new", Access: Operator, Handler: h.TriggerNew},
+		{Method: "POST", Path: "/flows/triggers", Access: Operator, Handler: h.TriggerCreate},
+		{Method: "GET", Path: "/flows/triggers/:id/edit", Access: Operator, Handler: h.TriggerEdit},
+		{Method: "POST", Path: "/flows/triggers/:id", Access: Operator, Handler: h.TriggerUpdate},
+		{Method: "POST", Path: "/flows/triggers/:id/enable", Access: Operator, Handler: h.TriggerEnable},
+		{Method: "POST", Path: "/flows/triggers/:id/disable", Access: Operator, Handler: h.TriggerDisable},
+		{Method: "GET", Path: "/flows/webhooks", Access: Operator, Handler: h.WebhookList},
+		{Method: "GET", Path: "/flows/webhooks/new", Access: Operator, Handler: h.WebhookNew},
+		{Method: "POST", Path: "/flows/webhooks", Access: Operator, Handler: h.WebhookCreate},
+		{Method: "GET", Path: "/flows/webhooks/:id/deliveries", Access: Operator, Handler: h.WebhookDeliveries},
+		{Method: "POST", Path: "/flows/webhooks/:id/rotate", Access: Operator, Handler: h.WebhookRotate},
+		{Method: "POST", Path: "/flows/webhooks/:id/enable", Access: Operator, Handler: h.WebhookEnable},
+		{Method: "POST", Path: "/flows/webhooks/:id/disable", Access: Operator, Handler: h.WebhookDisable},
+		{Method: "POST", Path: "/flows/webhooks/:id/delete", Access: Operator, Handler: h.WebhookDelete},
 
 		// Flows: operators and finance watch them; operators (and admins) change and run them.
 		{Method: "GET", Path: "/flows", Access: OpsFin, Handler: h.FlowList},

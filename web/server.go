@@ -59,7 +59,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	engine.Alerter = kinds.StoreAlerter{Store: store}
 	kinds.Register(engine, store, cfg.Flows)
 	h := &handlers.Handlers{
-		Store: store, Sessions: sessions, Log: log, Flows: engine,
+		Store: store, Sessions: sessions, Log: log, Flows: engine, WebhookAllow: cfg.Flows.Webhooks.Allow,
 		Limiter: handlers.NewLimiter(cfg.LoginFailuresPerAddress, cfg.LoginFailureWindow),
 	}
 	s := &Server{H: h, cfg: cfg, log: log}
