@@ -183,7 +183,7 @@ func (s *Store) demoRunHistory(f *Flow, acct *ChannelAccount, days int, rng *ran
 		took := time.Duration(2+rng.IntN(40)) * time.Second
 		o := occ
 		started, attempt, trigger := occ, 1, TriggerSchedule
-		if f.Kind == FlowBillSync && rng.IntN(6) == 0 {
+		if f.Kind == FlowBillSync && rng.IntN(6) == 0 && occ.Add(2*time.Hour).Before(now) {
 			// The bill was not ready at ten: a retry an hour later took it.
 			end := occ.Add(3 * time.Second)
 			retry := occ.Add(time.Hour)
