@@ -35,20 +35,9 @@ func cmdReconcile(g *globals, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	m, err := store.GetMerchantByCode(models.Scope{All: true}, *merchant)
+	m, acct, err := cliAccount(store, "reconcile", *merchant, *channel, *accountID)
 	if err != nil {
-		return fmt.Errorf("reconcile: no merchant %q", *merchant)
-	}
-	var acct *models.ChannelAccount
-	if *accountID != 0 {
-		acct, err = store.GetAccount(models.Scope{All: true}, *accountID)
-		if err != nil || acct.MerchantID != m.ID || acct.Channel != *channel {
-			return fmt.Errorf("reconcile: %s has no %s account %d", m.Code, *channel, *accountID)
-		}
-	} else if acct, err = store.FindAccount(m.ID, *channel, ""); errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("reconcile: %s has no %s account", m.Code, *channel)
-	} else if err != nil {
-		return fmt.Errorf("reconcile: %w (use --account ID)", err)
+		return err
 	}
 	d, err := store.Reconcile(models.CLIActor(), models.Scope{All: true}, acct.ID, *date)
 	var fe models.FieldErrors

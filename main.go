@@ -929,6 +929,32 @@ func createDemoData(store *models.Store, stdout io.Writer, log *slog.Logger) err
 	return nil
 }
 
+// cliAccount finds the channel account a command names: the merchant's
+// only account at the channel, or the one --account gives (which must be
+// the merchant's, at that channel). Errors start with the command's name.
+func cliAccount(store *models.Store, cmd, merchant, channel string, accountID uint64) (*models.Merchant, *models.ChannelAccount, error) {
+	all := models.Scope{All: true}
+	m, err := store.GetMerchantByCode(all, merchant)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: no merchant %q", cmd, merchant)
+	}
+	if accountID != 0 {
+		acct, err := store.GetAccount(all, accountID)
+		if err != nil || acct.MerchantID != m.ID || acct.Channel != channel {
+			return nil, nil, fmt.Errorf("%s: %s has no %s account %d", cmd, m.Code, channel, accountID)
+		}
+		return m, acct, nil
+	}
+	acct, err := store.FindAccount(m.ID, channel, "")
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		return nil, nil, fmt.Errorf("%s: %s has no %s account; configure one first (payfuse channel configure)", cmd, m.Code, channel)
+	case err != nil:
+		return nil, nil, fmt.Errorf("%s: %w (use --account ID)", cmd, err)
+	}
+	return m, acct, nil
+}
+
 // errRefused marks an import the file's content refused (exit status 1 with
 // the reason; the JSON result was already printed).
 type errRefused struct{ reason string }
@@ -965,20 +991,9 @@ func cmdImport(g *globals, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	m, err := store.GetMerchantByCode(models.Scope{All: true}, *merchant)
+	_, acct, err := cliAccount(store, "import", *merchant, *channel, *accountID)
 	if err != nil {
-		return fmt.Errorf("import: no merchant %q", *merchant)
-	}
-	var acct *models.ChannelAccount
-	if *accountID != 0 {
-		acct, err = store.GetAccount(models.Scope{All: true}, *accountID)
-		if err != nil || acct.MerchantID != m.ID || acct.Channel != *channel {
-			return fmt.Errorf("import: %s has no %s account %d", m.Code, *channel, *accountID)
-		}
-	} else if acct, err = store.FindAccount(m.ID, *channel, ""); errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("import: %s has no %s account; configure one first (payfuse channel configure)", m.Code, *channel)
-	} else if err != nil {
-		return fmt.Errorf("import: %w (use --account ID)", err)
+		return err
 	}
 	sf, err := store.OpenStatement(acct, filepath.Base(path), f, st.Size())
 	if err != nil {
