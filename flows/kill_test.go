@@ -34,7 +34,7 @@ func TestLeaseTakeoverAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestLeaseTakeoverChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "PAYFUSE_FLOW_CHILD=1", "PAYFUSE_FLOW_DSN="+childDSN(t, s), fmt.Sprintf("PAYFUSE_FLOW_ID=%d", f.ID))
+	cmd.Env = append(os.Environ(), "PAYFUSE_FLOW_CHILD=1", "PAYFUSE_FLOW_DSN="+models.TestDSN(t, s), fmt.Sprintf("PAYFUSE_FLOW_ID=%d", f.ID))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -119,19 +119,6 @@ func TestLeaseTakeoverAfterSIGKILL(t *testing.T) {
 	if lease, err := s.GetLease(models.FlowLeaseName(f.ID)); err == nil && lease.Owner == "child" && lease.ExpiresAt.After(time.Now()) {
 		t.Errorf("the dead holder still holds the lease: %+v", lease)
 	}
-}
-
-// childDSN is the DSN another process opens to reach s's database.
-func childDSN(t *testing.T, s *models.Store) string {
-	if s.Dialect == models.SQLite {
-		var path string
-		s.DB.Raw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path)
-		return "sqlite:" + path
-	}
-	var name string
-	s.DB.Raw("SELECT DATABASE()").Scan(&name)
-	d, _ := models.ParseDSN(os.Getenv(models.TestMySQLEnv))
-	return "mysql://" + d.MySQL.User + "@" + d.MySQL.Addr + "/" + name
 }
 
 // TestLeaseTakeoverChild is the child: it starts the flow and blocks in its

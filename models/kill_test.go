@@ -41,17 +41,7 @@ func TestKillDuringImport(t *testing.T) {
 		t.Skip("this process is the child of TestKillDuringImport")
 	}
 	s, acct, mch := ledgerFixture(t)
-	var dsn string
-	if s.Dialect == SQLite {
-		var path string
-		s.DB.Raw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path)
-		dsn = "sqlite:" + path
-	} else {
-		var name string
-		s.DB.Raw("SELECT DATABASE()").Scan(&name)
-		d, _ := ParseDSN(os.Getenv(TestMySQLEnv))
-		dsn = "mysql://" + d.MySQL.User + "@" + d.MySQL.Addr + "/" + name
-	}
+	dsn := TestDSN(t, s)
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestKillChildImports$", "-test.v")
 	cmd.Env = append(os.Environ(), "PAYFUSE_KILL_CHILD=1", "PAYFUSE_KILL_DSN="+dsn,
 		"PAYFUSE_KILL_KEY="+hex.EncodeToString(s.Vault.master), fmt.Sprintf("PAYFUSE_KILL_ACCOUNT=%d", acct.ID), "PAYFUSE_KILL_MCH="+mch)

@@ -48,7 +48,7 @@ func TestImportMemory(t *testing.T) {
 	}
 	f.Close()
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestImportMemoryChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "PAYFUSE_MEMORY_CHILD=1", "PAYFUSE_MEMORY_DSN="+testDSN(t, s),
+	cmd.Env = append(os.Environ(), "PAYFUSE_MEMORY_CHILD=1", "PAYFUSE_MEMORY_DSN="+TestDSN(t, s),
 		"PAYFUSE_MEMORY_KEY="+hex.EncodeToString(s.Vault.master), fmt.Sprintf("PAYFUSE_MEMORY_ACCOUNT=%d", acct.ID),
 		"PAYFUSE_MEMORY_FILE="+path)
 	out, err := cmd.CombinedOutput()
@@ -66,19 +66,6 @@ func TestImportMemory(t *testing.T) {
 	if rss >= memoryLimitMB {
 		t.Errorf("peak RSS %d MiB, want under %d MB", rss, memoryLimitMB)
 	}
-}
-
-// testDSN is the DSN a child process opens to reach s's database.
-func testDSN(t *testing.T, s *Store) string {
-	if s.Dialect == SQLite {
-		var path string
-		s.DB.Raw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path)
-		return "sqlite:" + path
-	}
-	var name string
-	s.DB.Raw("SELECT DATABASE()").Scan(&name)
-	d, _ := ParseDSN(os.Getenv(TestMySQLEnv))
-	return "mysql://" + d.MySQL.User + "@" + d.MySQL.Addr + "/" + name
 }
 
 // TestImportMemoryChild is the child side of TestImportMemory.

@@ -71,3 +71,22 @@ func MustCreateUser(t testing.TB, s *Store, username, password string, role Role
 	}
 	return u
 }
+
+// TestDSN is the DSN another process (a test's child) opens to reach the
+// database of s, a store OpenTest made.
+func TestDSN(t testing.TB, s *Store) string {
+	t.Helper()
+	if s.Dialect == SQLite {
+		var path string
+		if err := s.DB.Raw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path).Error; err != nil {
+			t.Fatal(err)
+		}
+		return "sqlite:" + path
+	}
+	var name string
+	if err := s.DB.Raw("SELECT DATABASE()").Scan(&name).Error; err != nil {
+		t.Fatal(err)
+	}
+	d, _ := ParseDSN(os.Getenv(TestMySQLEnv))
+	return "mysql://" + d.MySQL.User + "@" + d.MySQL.Addr + "/" + name
+}
