@@ -55,6 +55,17 @@ func TestBrowserFlowReconciliation(t *testing.T) {
 	b.do("fill the flow form",
 		chromedp.SetValue(chromedp.CSS(`#f-name`), "sh-wechat-backfill"),
 		chromedp.SetValue(chromedp.CSS(`#f-kind`), models.FlowBillSync),
+	)
+	// Choosing the kind fills its default settings in place (htmx); wait
+	// for them before writing our own, or the swap would overwrite them.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.value("kind defaults", `#f-params`), "lag_days") {
+		if time.Now().After(deadline) {
+			b.failf("kind defaults", "the bill-sync defaults did not appear in the settings")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.do("fill in the rest",
 		chromedp.SetValue(chromedp.CSS(`#f-merchant`), "SHOP_SH"),
 		chromedp.SetValue(chromedp.CSS(`#f-account`), accountID),
 		chromedp.SetValue(chromedp.CSS(`#f-schedule`), "0 10 * * *"),
@@ -72,7 +83,7 @@ func TestBrowserFlowReconciliation(t *testing.T) {
 	if !regexp.MustCompile(`^/flows/runs/[0-9]+$`).MatchString(b.path()) {
 		b.failf("run now", "landed on %s, want /flows/runs/<id>", b.path())
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for evaluate[string](b, "run status", `(document.querySelector('#run-panel')||{}).dataset?.status || ""`) != models.RunSucceeded {
 		if time.Now().After(deadline) {
 			b.failf("run status", "the run has not succeeded 30 s after it started")
