@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -13,7 +14,7 @@ import (
 func (h *Handlers) AlertList(c *fiber.Ctx) error {
 	sc := scope(c)
 	status := c.Query("status")
-	if !contains(models.AlertStatuses, status) {
+	if !slices.Contains(models.AlertStatuses, status) {
 		status = ""
 	}
 	alerts, err := h.Store.ListAlerts(sc, models.AlertFilter{Status: status})

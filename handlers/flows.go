@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,10 +33,10 @@ func (h *Handlers) FlowList(c *fiber.Ctx) error {
 	sc := scope(c)
 	f := models.FlowFilter{Kind: c.Query("kind"), MerchantCode: strings.ToUpper(strings.TrimSpace(c.Query("merchant"))),
 		LastStatus: c.Query("status"), Query: strings.TrimSpace(c.Query("q"))}
-	if !contains(models.FlowKinds, f.Kind) {
+	if !slices.Contains(models.FlowKinds, f.Kind) {
 		f.Kind = ""
 	}
-	if !contains(models.RunStatuses, f.LastStatus) {
+	if !slices.Contains(models.RunStatuses, f.LastStatus) {
 		f.LastStatus = ""
 	}
 	if len(f.Query) > 64 {
@@ -66,7 +67,7 @@ func (h *Handlers) FlowList(c *fiber.Ctx) error {
 func (h *Handlers) FlowNew(c *fiber.Ctx) error {
 	form := views.FlowForm{Kind: c.Query("kind"), MerchantCode: c.Query("merchant"), Params: c.Query("params"), Enabled: true,
 		MaxAttempts: strconv.Itoa(models.DefaultFlowAttempts), RetryBase: strconv.Itoa(models.DefaultRetryBase)}
-	if !contains(models.FlowKinds, form.Kind) {
+	if !slices.Contains(models.FlowKinds, form.Kind) {
 		form.Kind = ""
 	}
 	if form.Kind != "" && isDefaultParams(form.Params) {
@@ -198,7 +199,7 @@ func (h *Handlers) FlowShow(c *fiber.Ctx) error {
 		return storeErr(err)
 	}
 	d := views.FlowShow{Flow: f, Loc: h.flowLoc(sc, f), Status: c.Query("status")}
-	if !contains(models.RunStatuses, d.Status) {
+	if !slices.Contains(models.RunStatuses, d.Status) {
 		d.Status = ""
 	}
 	d.Before, _ = strconv.ParseUint(c.Query("before"), 10, 64)

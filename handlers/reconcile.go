@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -92,7 +93,7 @@ func (h *Handlers) ReconcileDay(c *fiber.Ctx) error {
 		return storeErr(err)
 	}
 	f := models.ReconItemFilter{Bucket: c.Query("bucket"), State: c.Query("state")}
-	if !contains(models.DiscrepancyBuckets, f.Bucket) {
+	if !slices.Contains(models.DiscrepancyBuckets, f.Bucket) {
 		f.Bucket = ""
 	}
 	if f.State != "open" && f.State != "resolved" {
@@ -186,13 +187,4 @@ func (h *Handlers) ReconcileNote(c *fiber.Ctx) error {
 	}
 	h.flash(c, "success", "recon.noted")
 	return redirect(c, fmt.Sprintf("/reconcile/items/%d", id))
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }

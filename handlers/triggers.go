@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,7 +66,7 @@ func (h *Handlers) TriggerList(c *fiber.Ctx) error {
 func (h *Handlers) TriggerNew(c *fiber.Ctx) error {
 	form := views.TriggerForm{Kind: c.Query("kind"), MerchantCode: c.Query("merchant"), Alert: true, Enabled: true,
 		Severity: models.SeverityWarning, Cooldown: strconv.Itoa(models.DefaultTriggerCooldown)}
-	if !contains(models.TriggerKinds, form.Kind) {
+	if !slices.Contains(models.TriggerKinds, form.Kind) {
 		form.Kind = ""
 	}
 	form.Window, form.MinPercent, form.MinPayments = c.Query("window_minutes"), c.Query("min_percent"), c.Query("min_payments")
@@ -465,7 +466,7 @@ func (h *Handlers) WebhookDeliveries(c *fiber.Ctx) error {
 		return storeErr(err)
 	}
 	d := views.WebhookDeliveriesPage{Endpoint: e, Loc: views.DisplayZone, Status: c.Query("status")}
-	if !contains(models.DeliveryStatuses, d.Status) {
+	if !slices.Contains(models.DeliveryStatuses, d.Status) {
 		d.Status = ""
 	}
 	d.Before, _ = strconv.ParseUint(c.Query("before"), 10, 64)
