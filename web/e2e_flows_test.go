@@ -59,7 +59,8 @@ func TestBrowserFlowReconciliation(t *testing.T) {
 	// Choosing the kind fills its default settings in place (htmx); wait
 	// for them before writing our own, or the swap would overwrite them.
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.value("kind defaults", `#f-params`), "lag_days") {
+	// Read through the DOM each time: the swap replaces the node being read.
+	for !strings.Contains(evaluate[string](b, "kind defaults", `(document.querySelector('#f-params') || {}).value || ""`), "lag_days") {
 		if time.Now().After(deadline) {
 			b.failf("kind defaults", "the bill-sync defaults did not appear in the settings")
 		}
