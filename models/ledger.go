@@ -102,6 +102,10 @@ type DailyRollup struct {
 	Refunds           int64
 	RefundAmount      int64
 	Fees              int64
+	PaySeconds        int64 // creation → payment, summed over PayTimed succeeded payments
+	PayTimed          int64
+	StatementRecords  int64 // records a statement saw
+	NotifiedRecords   int64 // … of which a notification saw too
 	UpdatedAt         time.Time
 }
 
@@ -143,9 +147,16 @@ type rollupKey struct {
 
 type rollupDelta struct {
 	payments, succeeded, failed, pending, amount, refunds, refundAmount, fees int64
+	paySeconds, payTimed, statement, notified                                 int64
 }
 
 func (d *rollupDelta) add(t *Transaction, sign int64) {
+	if strings.Contains(t.Sources, SourceStatement) {
+		d.statement += sign
+		if strings.Contains(t.Sources, SourceNotification) {
+			d.notified += sign
+		}
+	}
 	if t.Kind == channels.KindPayment {
 		d.payments += sign
 		switch t.Status {
@@ -153,6 +164,10 @@ func (d *rollupDelta) add(t *Transaction, sign int64) {
 			d.succeeded += sign
 			d.amount += sign * t.Amount
 			d.fees += sign * t.Fee
+			if secs, ok := payDelay(t); ok {
+				d.paySeconds += sign * secs
+				d.payTimed += sign
+			}
 		case channels.StatusFailed:
 			d.failed += sign
 		case channels.StatusPending, channels.StatusProcessing:
@@ -707,7 +722,8 @@ func (g *ingester) flushRollups() error {
 	sort.Slice(keys, func(i, j int) bool {
 		return keys[i].date < keys[j].date || keys[i].date == keys[j].date && keys[i].method < keys[j].method
 	})
-	cols := "payments, payments_succeeded, payments_failed, payments_pending, amount_succeeded, refunds, refund_amount, fees"
+	cols := "payments, payments_succeeded, payments_failed, payments_pending, amount_succeeded, refunds, refund_amount, fees, " +
+		"pay_seconds, pay_timed, statement_records, notified_records"
 	var upd string
 	if g.s.Dialect == MySQL {
 		upd = " ON DUPLICATE KEY UPDATE "
@@ -728,14 +744,15 @@ func (g *ingester) flushRollups() error {
 		}
 		upd += ", updated_at = excluded.updated_at"
 	}
-	sql := "INSERT INTO daily_rollups (merchant_code, account_id, channel, method, biz_date, " + cols + ", updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + upd
+	sql := "INSERT INTO daily_rollups (merchant_code, account_id, channel, method, biz_date, " + cols + ", updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + upd
 	for _, k := range keys {
 		d := g.rollups[k]
 		if *d == (rollupDelta{}) {
 			continue
 		}
 		if err := g.tx.Exec(sql, g.merchant.Code, g.acct.ID, g.acct.Channel, k.method, k.date,
-			d.payments, d.succeeded, d.failed, d.pending, d.amount, d.refunds, d.refundAmount, d.fees, g.now).Error; err != nil {
+			d.payments, d.succeeded, d.failed, d.pending, d.amount, d.refunds, d.refundAmount, d.fees,
+			d.paySeconds, d.payTimed, d.statement, d.notified, g.now).Error; err != nil {
 			return fmt.Errorf("ledger: unable to update the daily rollup: %w", err)
 		}
 	}
@@ -763,4 +780,16 @@ func (s *Store) Ingest(a Actor, accountID uint64, source string, records []chann
 		return nil
 	})
 	return stats, err
+}
+
+// payDelay is how many whole seconds a succeeded payment took from creation
+// to payment, when both times are known and in order. Seconds are counted
+// on the truncated timestamps, as the databases' own date arithmetic does
+// when CheckRollups recomputes the sum.
+func payDelay(t *Transaction) (int64, bool) {
+	if t.ChannelCreatedAt == nil || t.PaidAt == nil {
+		return 0, false
+	}
+	secs := t.PaidAt.Unix() - t.ChannelCreatedAt.Unix()
+	return secs, secs >= 0
 }

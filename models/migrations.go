@@ -35,6 +35,7 @@ var migrations = []migration{
 	{6, "flows, flow runs and leases", migrate0006},
 	{7, "alert inbox", migrate0007},
 	{8, "trigger rules, webhook endpoints and deliveries, notification refusals", migrate0008},
+	{9, "KPI figures in the daily rollups, KPI weight sets and their versions", migrate0009},
 }
 
 // LatestVersion is the schema version this binary expects.
@@ -51,11 +52,14 @@ func Migrate(db *gorm.DB, dialect Dialect) error {
 		// one query's clauses cannot leak into the next.
 		conn = conn.Session(&gorm.Session{})
 		if dialect == MySQL {
+			// The lock is named after the database: migrators of one
+			// database wait for each other, other databases on the same
+			// server (tests, several deployments) do not.
 			var got int
-			if err := conn.Raw("SELECT GET_LOCK('payfuse_migrate', 120)").Scan(&got).Error; err != nil || got != 1 {
+			if err := conn.Raw("SELECT GET_LOCK(LEFT(CONCAT('payfuse_migrate.', DATABASE()), 64), 120)").Scan(&got).Error; err != nil || got != 1 {
 				return fmt.Errorf("models: unable to take the migration lock (another process migrating?): %v", err)
 			}
-			defer conn.Exec("SELECT RELEASE_LOCK('payfuse_migrate')")
+			defer conn.Exec("SELECT RELEASE_LOCK(LEFT(CONCAT('payfuse_migrate.', DATABASE()), 64))")
 		}
 		if err := conn.AutoMigrate(&schemaMigration{}); err != nil {
 			return fmt.Errorf("models: unable to create schema_migrations: %w", err)

@@ -20,10 +20,31 @@ type RollupFigures struct {
 	Refunds           int64 `json:"refunds"`
 	RefundAmount      int64 `json:"refund_amount"`
 	Fees              int64 `json:"fees"`
+	PaySeconds        int64 `json:"pay_seconds"`
+	PayTimed          int64 `json:"pay_timed"`
+	StatementRecords  int64 `json:"statement_records"`
+	NotifiedRecords   int64 `json:"notified_records"`
 }
 
 func (r *DailyRollup) figures() RollupFigures {
-	return RollupFigures{r.Payments, r.PaymentsSucceeded, r.PaymentsFailed, r.PaymentsPending, r.AmountSucceeded, r.Refunds, r.RefundAmount, r.Fees}
+	return RollupFigures{r.Payments, r.PaymentsSucceeded, r.PaymentsFailed, r.PaymentsPending, r.AmountSucceeded, r.Refunds, r.RefundAmount, r.Fees,
+		r.PaySeconds, r.PayTimed, r.StatementRecords, r.NotifiedRecords}
+}
+
+// rollupKPISelect aggregates, per group of transactions, the rollup columns
+// the KPIs add: creation → payment seconds of succeeded payments (whole
+// seconds of each time, as payDelay counts them) and statement /
+// notification coverage.
+func rollupKPISelect(d Dialect) string {
+	delay := "CAST(strftime('%s', paid_at) AS INTEGER) - CAST(strftime('%s', channel_created_at) AS INTEGER)"
+	if d == MySQL {
+		delay = "TIMESTAMPDIFF(SECOND, DATE_FORMAT(channel_created_at, '%Y-%m-%d %H:%i:%s'), DATE_FORMAT(paid_at, '%Y-%m-%d %H:%i:%s'))"
+	}
+	timed := "kind = 'payment' AND status = 'succeeded' AND paid_at IS NOT NULL AND channel_created_at IS NOT NULL AND " + delay + " >= 0"
+	return `COALESCE(SUM(CASE WHEN ` + timed + ` THEN ` + delay + ` ELSE 0 END), 0) AS pay_seconds,
+		COALESCE(SUM(CASE WHEN ` + timed + ` THEN 1 ELSE 0 END), 0) AS pay_timed,
+		COALESCE(SUM(CASE WHEN sources LIKE '%statement%' THEN 1 ELSE 0 END), 0) AS statement_records,
+		COALESCE(SUM(CASE WHEN sources LIKE '%statement%' AND sources LIKE '%notification%' THEN 1 ELSE 0 END), 0) AS notified_records`
 }
 
 // RollupDiff is one rollup row that does not agree with the transactions
@@ -89,7 +110,7 @@ func (s *Store) CheckRollups(a Actor, scope Scope, from, to string, repair bool)
 			SUM(CASE WHEN kind = 'refund' AND status = 'succeeded' THEN 1 ELSE 0 END) AS refunds,
 			SUM(CASE WHEN kind = 'refund' AND status = 'succeeded' THEN amount ELSE 0 END) AS refund_amount,
 			SUM(CASE WHEN kind = 'payment' AND status = 'succeeded' THEN fee ELSE 0 END) AS fees,
-			SUM(CASE WHEN kind = 'refund' AND status = 'succeeded' THEN fee ELSE 0 END) AS refund_fees`).
+			SUM(CASE WHEN kind = 'refund' AND status = 'succeeded' THEN fee ELSE 0 END) AS refund_fees, `+rollupKPISelect(s.Dialect)).
 			Where("biz_date BETWEEN ? AND ?", from, to).
 			Group("merchant_code, account_id, channel, method, biz_date").Scan(&rows).Error; err != nil {
 			return fmt.Errorf("rollups: unable to aggregate the ledger: %w", err)
@@ -148,14 +169,16 @@ func (s *Store) CheckRollups(a Actor, scope Scope, from, to string, repair bool)
 			res := tx.Model(&DailyRollup{}).Where("account_id = ? AND method = ? AND biz_date = ? AND merchant_code = ?", d.AccountID, d.Method, d.BizDate, d.MerchantCode).
 				Updates(map[string]any{"payments": r.Payments, "payments_succeeded": r.PaymentsSucceeded, "payments_failed": r.PaymentsFailed,
 					"payments_pending": r.PaymentsPending, "amount_succeeded": r.AmountSucceeded, "refunds": r.Refunds,
-					"refund_amount": r.RefundAmount, "fees": r.Fees, "updated_at": now})
+					"refund_amount": r.RefundAmount, "fees": r.Fees, "pay_seconds": r.PaySeconds, "pay_timed": r.PayTimed,
+					"statement_records": r.StatementRecords, "notified_records": r.NotifiedRecords, "updated_at": now})
 			if res.Error != nil {
 				return fmt.Errorf("rollups: unable to repair: %w", res.Error)
 			}
 			if res.RowsAffected == 0 {
 				row := DailyRollup{MerchantCode: d.MerchantCode, AccountID: d.AccountID, Channel: d.Channel, Method: d.Method, BizDate: d.BizDate,
 					Payments: r.Payments, PaymentsSucceeded: r.PaymentsSucceeded, PaymentsFailed: r.PaymentsFailed, PaymentsPending: r.PaymentsPending,
-					AmountSucceeded: r.AmountSucceeded, Refunds: r.Refunds, RefundAmount: r.RefundAmount, Fees: r.Fees, UpdatedAt: now}
+					AmountSucceeded: r.AmountSucceeded, Refunds: r.Refunds, RefundAmount: r.RefundAmount, Fees: r.Fees,
+					PaySeconds: r.PaySeconds, PayTimed: r.PayTimed, StatementRecords: r.StatementRecords, NotifiedRecords: r.NotifiedRecords, UpdatedAt: now}
 				if err := tx.Create(&row).Error; err != nil {
 					return fmt.Errorf("rollups: unable to repair: %w", err)
 				}
