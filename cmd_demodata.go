@@ -51,6 +51,9 @@ func cmdDemoData(g *globals, args []string, stdout, stderr io.Writer) error {
 		if err := createDemoData(store, stdout, log); err != nil {
 			return fmt.Errorf("demo-data: %w", err)
 		}
+		if err := printDemoToken(store, stdout, envOr("PAYFUSE_ADDR", "127.0.0.1:8080"), false); err != nil {
+			return fmt.Errorf("demo-data: %w", err)
+		}
 	}
 	opts := models.DemoOptions{Transactions: *n, Days: *days, Seed: *seed, Merchants: merchants}
 	if *n >= 100000 {
@@ -139,4 +142,21 @@ func demoCredentials(chans []string, now time.Time, newCreds func(channel string
 	}
 	wg.Wait()
 	return out
+}
+
+// printDemoToken makes the demo API token (every permission, the demo
+// merchants) — with renew, a fresh secret for an existing one — and prints it
+// with a curl example, so a newcomer can try docs/API.md at once. Without
+// renew an existing token is kept and nothing is printed.
+func printDemoToken(store *models.Store, stdout io.Writer, addr string, renew bool) error {
+	secret, err := store.EnsureDemoAPIToken(models.SystemActor, renew)
+	if err != nil {
+		return fmt.Errorf("demo API token: %w", err)
+	}
+	if secret == "" {
+		return nil
+	}
+	fmt.Fprintf(stdout, "  Demo API token (every permission, merchants %s; shown only now):\n    %s\n", strings.Join(models.DemoMerchants, ", "), secret)
+	fmt.Fprintf(stdout, "  Try: curl -H 'Authorization: Bearer %s' 'http://%s/api/v1/transactions?limit=5'   (guide: docs/API.md)\n\n", secret, addr)
+	return nil
 }

@@ -78,6 +78,7 @@ Commands:
   user create    create a user (password read from standard input)
   user list      list users
   user set-password  set a user's password (read from standard input) and unlock the account
+  user reset-2fa     remove a user's two-factor sign-in (the way back for an admin who lost the phone and the codes)
   merchant create    create a merchant
   merchant list      list merchants
   channel configure  create or update a merchant's account at a channel (secrets only from files)
@@ -87,6 +88,8 @@ Commands:
   export transactions  export ledger transactions as CSV or XLSX
   demo-data          generate demo payment history through the ingest path
   reconcile          reconcile one channel account's business date (statement vs other sources)
+  report daily|monthly  print a merchant's settlement report (CSV or JSON)
+  kpi                print each channel account's KPIs, weights and score, and the fused score
   flow list          list flows with their schedule, next run and last result
   flow run NAME      run a flow now and wait for its result
 
@@ -142,6 +145,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdDemoData(g, rest, stdout, stderr)
 	case "reconcile":
 		err = cmdReconcile(g, rest, stdout, stderr)
+	case "report":
+		err = cmdReport(g, rest, stdout, stderr)
+	case "kpi":
+		err = cmdKPI(g, rest, stdout, stderr)
 	case "flow":
 		err = cmdFlow(ctx, g, rest, stdout, stderr)
 	case "help":
@@ -286,6 +293,9 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 		if err := createDemoUsers(store, stdout); err != nil {
 			return err
 		}
+		if err := printDemoToken(store, stdout, *addr, true); err != nil {
+			log.Error("demo API token not created", "err", err)
+		}
 		if err := generateServeDemoHistory(store, stdout, log); err != nil {
 			return err
 		}
@@ -395,7 +405,7 @@ func readPassword(stdin io.Reader) (string, error) {
 
 func cmdUser(g *globals, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, "Usage:\n  payfuse user create --username NAME --role admin|operator|finance [--merchant CODE …] --password-stdin [--must-change-password] [--json]\n  payfuse user list [--json]\n  payfuse user set-password --username NAME --password-stdin\n")
+		fmt.Fprint(stderr, "Usage:\n  payfuse user create --username NAME --role admin|operator|finance [--merchant CODE …] --password-stdin [--must-change-password] [--json]\n  payfuse user list [--json]\n  payfuse user set-password --username NAME --password-stdin\n  payfuse user reset-2fa --username NAME --reason TEXT\n")
 		if len(args) == 0 {
 			return errors.New("user: name a subcommand: create, list or set-password")
 		}
@@ -499,6 +509,37 @@ func cmdUser(g *globals, args []string, stdin io.Reader, stdout, stderr io.Write
 			return err
 		}
 		fmt.Fprintf(stdout, "password of %s set; the account is unlocked and its sessions ended\n", u.Username)
+		return nil
+	case "reset-2fa":
+		fs := newFlags("user reset-2fa", "payfuse user reset-2fa --username NAME --reason TEXT", g, stderr)
+		username := fs.String("username", "", "the user")
+		reason := fs.String("reason", "", "why (required; kept in the audit log)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if *username == "" || strings.TrimSpace(*reason) == "" {
+			return errors.New("user reset-2fa: --username and --reason are required")
+		}
+		store, _, err := g.open()
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		u, err := store.GetUserByUsername(*username)
+		if errors.Is(err, models.ErrNotFound) {
+			return fmt.Errorf("user reset-2fa: no user %q", *username)
+		}
+		if err != nil {
+			return err
+		}
+		err = store.ResetTwoFactor(models.CLIActor(), u.ID, *reason)
+		if errors.Is(err, models.ErrTwoFactorNotEnabled) {
+			return fmt.Errorf("user reset-2fa: %s has no two-factor sign-in to reset", u.Username)
+		}
+		if err != nil {
+			return fmt.Errorf("user reset-2fa: %w", err)
+		}
+		fmt.Fprintf(stdout, "two-factor sign-in of %s reset; its sessions ended (an admin enrols again at the next sign-in)\n", u.Username)
 		return nil
 	}
 	return fmt.Errorf("user: unknown subcommand %q (want create, list or set-password)", sub)

@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func (h *Handlers) LoginSubmit(c *fiber.Ctx) error {
 	if len(password) > 4*models.MaxPasswordLen { // no account has such a password; spare the hashing
 		password = ""
 	}
-	u, token, _, err := h.Store.Login(actor(c), username, password, c.Get(fiber.HeaderUserAgent))
+	out, err := h.Store.LoginStart(actor(c), username, password, c.Get(fiber.HeaderUserAgent))
 	if errors.Is(err, models.ErrBadCredentials) {
 		h.Limiter.Fail(ip)
 		form.Error = "auth.failed"
@@ -107,13 +108,36 @@ func (h *Handlers) LoginSubmit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if out.Challenge != "" {
+		// Two-factor sign-in: the cookie carries the pending sign-in (not a
+		// session) to the code page; the session opens after the code.
+		if err := h.Sessions.write(c, cookiePayload{CSRF: IdentityOf(c).CSRF, Pending: out.Challenge}); err != nil {
+			return err
+		}
+		return redirect(c, "/login/2fa?next="+url.QueryEscape(form.Next))
+	}
+	return h.signedIn(c, out.User, out.Token, form.Next)
+}
+
+// signedIn writes the new session's cookie and sends the user on: to the
+// forced password change, to enrolment when their role requires a second
+// factor they lack, or where they were going.
+func (h *Handlers) signedIn(c *fiber.Ctx, u *models.User, token, next string) error {
 	if err := h.Sessions.write(c, cookiePayload{Token: token}); err != nil {
 		return err
 	}
 	if u.MustChangePassword {
 		return redirect(c, "/account")
 	}
-	return redirect(c, form.Next)
+	must, err := h.Store.MustEnrol(u)
+	if err != nil {
+		return err
+	}
+	if must {
+		h.flash(c, "info", "twofa.enrol_required")
+		return redirect(c, "/account/2fa")
+	}
+	return redirect(c, next)
 }
 
 // Logout ends the session on the server and forgets the cookie.

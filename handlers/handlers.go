@@ -26,6 +26,8 @@ type Handlers struct {
 	Sessions *SessionManager
 	Log      *slog.Logger
 	Limiter  *Limiter
+	// APILimiter limits each API token's request rate (nil: no limit).
+	APILimiter *RateLimiter
 	// Flows runs flows on demand ("run now"); Serve runs their schedules.
 	Flows *flows.Engine
 	// WebhookAllow is the platform allow-list of webhook destinations (the
@@ -72,9 +74,10 @@ var navItems = []views.NavItem{
 	{Path: "/imports", Label: "nav.imports", Icon: "upload"},
 	{Path: "/reconcile", Label: "nav.reconcile", Icon: "scale"},
 	{Path: "/flows", Label: "nav.flows", Icon: "flow"},
-	{Path: "/kpis", Label: "nav.kpis", Icon: "gauge", Pending: true},
-	{Path: "/reports", Label: "nav.reports", Icon: "report", Pending: true},
+	{Path: "/kpis", Label: "nav.kpis", Icon: "gauge"},
+	{Path: "/reports", Label: "nav.reports", Icon: "report"},
 	{Path: "/alerts", Label: "nav.alerts", Icon: "bell"},
+	{Path: "/api-tokens", Label: "apitokens.nav", Icon: "key"},
 	{Path: "/users", Label: "nav.users", Icon: "users"},
 	{Path: "/audit", Label: "nav.audit", Icon: "shield"},
 }

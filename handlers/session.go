@@ -24,10 +24,14 @@ type Identity struct {
 
 // cookiePayload is what the session cookie carries, sealed and signed by the
 // gorilla/sessions codecs: a random session token when signed in (the session
-// itself lives in the database), or only a CSRF token before sign-in.
+// itself lives in the database), or a CSRF token (and, between the two steps
+// of a two-factor sign-in, the pending sign-in's token) before sign-in.
 type cookiePayload struct {
 	Token string `json:"t,omitempty"`
 	CSRF  string `json:"c,omitempty"`
+	// Pending is the token of a sign-in whose password step passed and whose
+	// second step (the authenticator code) is still to come: not a session.
+	Pending string `json:"p,omitempty"`
 }
 
 // flashPayload is a one-time message carried to the next page in a cookie.

@@ -32,6 +32,9 @@ func (h *Handlers) UserList(c *fiber.Ctx) error {
 		return err
 	}
 	d := views.UsersList{Users: users, Total: total, Query: f.Query, Role: f.Role, Status: f.Status}
+	if d.RequireTwoFactor, err = h.Store.TwoFactorRequiredForAll(); err != nil {
+		return err
+	}
 	if len(users) > 0 {
 		d.From = (page-1)*usersPerPage + 1
 		d.To = d.From + len(users) - 1

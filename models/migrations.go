@@ -36,6 +36,8 @@ var migrations = []migration{
 	{7, "alert inbox", migrate0007},
 	{8, "trigger rules, webhook endpoints and deliveries, notification refusals", migrate0008},
 	{9, "KPI figures in the daily rollups, KPI weight sets and their versions", migrate0009},
+	{10, "two-factor sign-in", migrate0010},
+	{11, "API tokens and idempotency keys", migrate0011},
 }
 
 // LatestVersion is the schema version this binary expects.

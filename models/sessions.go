@@ -31,6 +31,8 @@ type Session struct {
 	CreatedAt   time.Time
 	LastSeenAt  time.Time
 	ExpiresAt   time.Time
+	// StepUpAt is when the session last passed a step-up check (nil: never).
+	StepUpAt *time.Time
 }
 
 func hashToken(token string) string {
@@ -52,8 +54,36 @@ func insertSession(tx *gorm.DB, userID uint64, priv int, ip, ua string, now, cre
 
 // Login checks a username and password under the lockout policy and, when
 // they are right, opens a new session. Every outcome is audited; every failure
-// returns the same ErrBadCredentials so the caller cannot tell why.
+// returns the same ErrBadCredentials so the caller cannot tell why. A user with
+// two-factor sign-in gets ErrSecondFactorRequired instead of a session: the
+// console signs them in with LoginStart and LoginSecondFactor.
 func (s *Store) Login(a Actor, username, password, userAgent string) (*User, string, *Session, error) {
+	out, err := s.LoginStart(a, username, password, userAgent)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if out.Challenge != "" {
+		return out.User, "", nil, ErrSecondFactorRequired
+	}
+	return out.User, out.Token, out.Session, nil
+}
+
+// LoginOutcome is what the password step of a sign-in led to: a session
+// (Token, Session), or, for a user with two-factor sign-in, a challenge token
+// the second step must present with a code.
+type LoginOutcome struct {
+	User      *User
+	Token     string
+	Session   *Session
+	Challenge string
+}
+
+// LoginStart is the password step of a sign-in. Users without a second factor
+// get their session at once; users with one get a challenge that lasts
+// LoginChallengeTTL. A right password does not clear the failure count of a
+// user with a second factor: the lockout counts failures of both steps until
+// the second one succeeds.
+func (s *Store) LoginStart(a Actor, username, password, userAgent string) (*LoginOutcome, error) {
 	name := NormalizeUsername(username)
 	var u User
 	err := s.DB.Where("username = ?", name).First(&u).Error
@@ -61,23 +91,49 @@ func (s *Store) Login(a Actor, username, password, userAgent string) (*User, str
 		VerifyPassword(dummyHash, password) // same work as for a real account
 		if err := s.Audit(a, AuditEvent{Action: ActLoginFailure, ObjectType: "user", Detail: "unknown user",
 			After: map[string]any{"username": truncate(name, 64)}}); err != nil {
-			return nil, "", nil, err
+			return nil, err
 		}
-		return nil, "", nil, ErrBadCredentials
+		return nil, ErrBadCredentials
 	}
 	ok := VerifyPassword(u.PasswordHash, password)
 	now := s.now()
 	switch {
 	case u.LockedUntil != nil && now.Before(*u.LockedUntil):
-		return nil, "", nil, s.loginRefused(a, &u, "account locked until "+u.LockedUntil.Format(time.RFC3339), false)
+		return nil, s.loginRefused(a, &u, "account locked until "+u.LockedUntil.Format(time.RFC3339), false)
 	case u.Disabled:
-		return nil, "", nil, s.loginRefused(a, &u, "account disabled", false)
+		return nil, s.loginRefused(a, &u, "account disabled", false)
 	case !ok:
-		return nil, "", nil, s.loginRefused(a, &u, "wrong password", true)
+		return nil, s.loginRefused(a, &u, "wrong password", true)
 	}
+	if u.TwoFactor {
+		token, err := s.newChallenge(a, &u, userAgent, now)
+		if err != nil {
+			return nil, err
+		}
+		return &LoginOutcome{User: &u, Challenge: token}, nil
+	}
+	token, sess, err := s.openSession(a, &u, userAgent, now, "session %d")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadMerchants(s.DB, &u); err != nil {
+		return nil, err
+	}
+	return &LoginOutcome{User: &u, Token: token, Session: sess}, nil
+}
+
+// openSession completes a sign-in: it clears the failure count, records the
+// time, opens a session and audits the success (detail names the session id
+// with %d). extra runs in the same transaction first, when given.
+func (s *Store) openSession(a Actor, u *User, userAgent string, now time.Time, detail string, extra ...func(tx *gorm.DB) error) (string, *Session, error) {
 	var token string
 	var sess *Session
-	err = s.Tx(func(tx *gorm.DB) error {
+	err := s.Tx(func(tx *gorm.DB) error {
+		for _, f := range extra {
+			if err := f(tx); err != nil {
+				return err
+			}
+		}
 		if err := tx.Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{
 			"failed_logins": 0, "failed_window_start": nil, "locked_until": nil, "last_login_at": now,
 		}).Error; err != nil {
@@ -90,20 +146,23 @@ func (s *Store) Login(a Actor, username, password, userAgent string) (*User, str
 		}
 		a.UserID, a.Name = u.ID, u.Username
 		return writeAudit(tx, a, now, AuditEvent{Action: ActLoginSuccess, ObjectType: "user", ObjectID: idStr(u.ID),
-			Detail: "session " + idStr(sess.ID)})
+			Detail: fmt.Sprintf(detail, sess.ID)})
 	})
 	if err != nil {
-		return nil, "", nil, err
+		return "", nil, err
 	}
-	if err := s.loadMerchants(s.DB, &u); err != nil {
-		return nil, "", nil, err
-	}
-	return &u, token, sess, nil
+	return token, sess, nil
 }
 
 // loginRefused records a failed attempt and, when count is set, counts it
 // towards the lockout (locking the account at the threshold).
 func (s *Store) loginRefused(a Actor, u *User, reason string, count bool) error {
+	return s.refused(a, u, ActLoginFailure, reason, count, ErrBadCredentials)
+}
+
+// refused records a failed check (a sign-in step or a step-up) as action and,
+// when count is set, counts it towards the lockout; it returns ret.
+func (s *Store) refused(a Actor, u *User, action, reason string, count bool, ret error) error {
 	err := s.Tx(func(tx *gorm.DB) error {
 		now := s.now()
 		if count {
@@ -133,13 +192,13 @@ func (s *Store) loginRefused(a Actor, u *User, reason string, count bool) error 
 				}
 			}
 		}
-		return writeAudit(tx, a, now, AuditEvent{Action: ActLoginFailure, ObjectType: "user", ObjectID: idStr(u.ID),
+		return writeAudit(tx, a, now, AuditEvent{Action: action, ObjectType: "user", ObjectID: idStr(u.ID),
 			Detail: reason, After: map[string]any{"username": u.Username}})
 	})
 	if err != nil {
 		return err
 	}
-	return ErrBadCredentials
+	return ret
 }
 
 // LookupSession finds the live session for a cookie token and its user. An

@@ -28,8 +28,11 @@ type User struct {
 	PrivVersion        int
 	PasswordChangedAt  time.Time
 	LastLoginAt        *time.Time
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// TwoFactor is set while the user signs in with an authenticator code
+	// (see twofactor.go).
+	TwoFactor bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	// Merchants is the user's merchant scope (codes); loaded separately.
 	Merchants []string `gorm:"-"`
 }

@@ -49,6 +49,13 @@
     if (msg && !window.confirm(msg)) { ev.preventDefault(); }
   }, true);
 
+  // Paired inputs (a weight's slider and its number box) follow each other.
+  document.addEventListener("input", function (ev) {
+    var id = ev.target.getAttribute && ev.target.getAttribute("data-sync");
+    var other = id && document.getElementById(id);
+    if (other) { other.value = ev.target.value; }
+  }, true);
+
   // Language switch submits on change.
   document.addEventListener("change", function (ev) {
     if (ev.target.matches("[data-autosubmit]")) { ev.target.form.requestSubmit(); }

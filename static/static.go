@@ -11,7 +11,7 @@ import (
 
 // FS holds the files served under /static/.
 //
-//go:embed app.css app.js htmx.min.js favicon.svg
+//go:embed app.css app.js htmx.min.js echarts.min.js dashboard.js favicon.svg
 var FS embed.FS
 
 var versions = map[string]string{}

@@ -12,7 +12,7 @@ import (
 )
 
 // keyRE finds string literals shaped like translation keys (prefix.rest).
-var keyRE = regexp.MustCompile(`"((?:account|accounts|action|action_name|alerts|audit|auth|common|correction|dashboard|err|error|export|field|flows|imports|kind|layout|ledger|mapping|merchant_status|merchants|method|nav|notify|pager|placeholder|recon|refund_state|role|scope|sessions|source|status|triggers|txn_status|users|webhooks)\.[a-z0-9_.]+)"`)
+var keyRE = regexp.MustCompile(`"((?:account|accounts|action|apitokens|action_name|alerts|audit|auth|common|correction|dashboard|err|error|export|field|flows|imports|kind|layout|ledger|mapping|merchant_status|merchants|method|nav|notify|pager|placeholder|kpi|recon|refund_state|reports|role|scope|sessions|source|status|triggers|twofa|txn_status|users|webhooks)\.[a-z0-9_.]+)"`)
 
 // usedKeys collects every key literal in the Go and templ sources, plus the
 // keys built at run time (roles, audit actions, error pages).
@@ -58,6 +58,12 @@ func usedKeys(t *testing.T) map[string]bool {
 	}
 	for _, a := range models.AuditActions {
 		keys["action_name."+a] = true
+	}
+	for _, d := range models.KPIDefs {
+		keys["kpi.name."+d.Key], keys["kpi.unit."+d.Unit] = true, true
+	}
+	for _, r := range []string{"7d", "30d", "90d", "custom"} {
+		keys["kpi.range."+r] = true
 	}
 	for _, k := range []string{"400", "401", "403", "404", "405", "413", "429", "500", "503", "csrf"} {
 		keys["error."+k+".title"], keys["error."+k+".body"] = true, true

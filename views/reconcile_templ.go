@@ -290,7 +290,7 @@ func ReconCalendarPage(d ReconCalendar) templ.Component {
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
-						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "\" onchange=\"this.form.submit()\"")
+						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "\" data-autosubmit")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -185,7 +186,8 @@ func (b *browser) noSidewaysScroll(step string) {
 }
 
 // startServer runs the console on a free local port over a fresh database
-// holding one admin (and whatever setup adds), and returns its base URL.
+// holding one admin, enrolled in two-factor sign-in with a secret the tests
+// know (and whatever setup adds), and returns its base URL.
 func startServer(t *testing.T, setup ...func(*models.Store)) string {
 	t.Helper()
 	return startServerWith(t, nil, setup...)
@@ -215,6 +217,7 @@ func startServerWith(t *testing.T, configure func(*web.Config), setup ...func(*m
 	for _, f := range setup { // after New, which gives the store its vault
 		f(store)
 	}
+	enrolForTest(t, store, "admin")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -233,7 +236,37 @@ func startServerWith(t *testing.T, configure func(*web.Config), setup ...func(*m
 			t.Errorf("server did not shut down within 15s")
 		}
 	})
-	return "http://" + ln.Addr().String()
+	base := "http://" + ln.Addr().String()
+	serverStores.Store(base, store)
+	t.Cleanup(func() { serverStores.Delete(base) })
+	return base
+}
+
+// serverStores maps a test server's base URL to its store, so the browser can
+// compute the codes its users' authenticators would show.
+var serverStores sync.Map
+
+// enrolForTest gives a user a second factor through the store, as the
+// enrolment page would, confirming it with the code of the previous time step
+// (so the current and next codes stay usable), and remembers the secret.
+func enrolForTest(t *testing.T, store *models.Store, username string) {
+	t.Helper()
+	u, err := store.GetUserByUsername(username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := store.PendingTOTP(u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := models.TOTPCode(secret, models.TOTPStep(store.Now())-1, models.TOTPDigits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ConfirmTOTP(models.SystemActor, u.ID, code); err != nil {
+		t.Fatalf("enrol %s: %v", username, err)
+	}
+	rememberTOTP(store, username, secret)
 }
 
 // browser is one Chromium tab pointed at the console. Its methods fail the
@@ -364,8 +397,22 @@ func (b *browser) submit(step, button string, wantStatus int64) {
 	b.response(step, wantStatus, chromedp.Click(chromedp.CSS(button)))
 }
 
-// login signs in on the sign-in page the browser is on and checks where it lands.
+// login signs in on the sign-in page the browser is on and checks where it
+// lands. A user with a second factor the tests know (the admin) types the
+// code their authenticator would show, then passes a step-up check, so the
+// tests can go straight to dangerous actions (the two-factor browser test
+// signs in by hand instead).
 func (b *browser) login(username, password, wantPath string) {
+	b.t.Helper()
+	if b.signIn(username, password) {
+		b.stepUp(username, password, wantPath)
+	}
+	b.wantPath(wantPath)
+}
+
+// signIn fills in the sign-in form and, when the console asks for a code,
+// the code; it reports whether it asked.
+func (b *browser) signIn(username, password string) bool {
 	b.t.Helper()
 	step := "sign in as " + username
 	b.wait(step, `form[action="/login"] input[name="username"]`)
@@ -374,7 +421,43 @@ func (b *browser) login(username, password, wantPath string) {
 		chromedp.SendKeys(chromedp.CSS(`form[action="/login"] input[name="password"]`), password),
 	)
 	b.submit(step, `form[action="/login"] button[type="submit"]`, 200)
-	b.wantPath(wantPath)
+	if b.path() != "/login/2fa" {
+		return false
+	}
+	b.wait(step+": code", `form[action="/login/2fa"] input[name="code"]`)
+	b.do(step+": code", chromedp.SendKeys(chromedp.CSS(`form[action="/login/2fa"] input[name="code"]`), b.totpCode(username)))
+	b.submit(step+": code", `form[action="/login/2fa"] button[type="submit"]`, 200)
+	return true
+}
+
+// stepUp passes the step-up check through its form and lands on next.
+func (b *browser) stepUp(username, password, next string) {
+	b.t.Helper()
+	step := "step-up as " + username
+	b.navigate(step, "/account/step-up?next="+url.QueryEscape(next), 200)
+	b.fillStepUp(username, password)
+	b.submit(step, `form[action="/account/step-up"] button[type="submit"]`, 200)
+}
+
+// fillStepUp types the password and the code into the step-up form on the page.
+func (b *browser) fillStepUp(username, password string) {
+	b.t.Helper()
+	step := "step-up form"
+	b.wait(step, `form[action="/account/step-up"] input[name="password"]`)
+	b.do(step,
+		chromedp.SendKeys(chromedp.CSS(`form[action="/account/step-up"] input[name="password"]`), password),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/account/step-up"] input[name="code"]`), b.totpCode(username)),
+	)
+}
+
+// totpCode is a code the console accepts now for the user (see nextTOTP).
+func (b *browser) totpCode(username string) string {
+	b.t.Helper()
+	v, ok := serverStores.Load(b.base)
+	if !ok {
+		b.failf("authenticator code", "no store known for %s", b.base)
+	}
+	return nextTOTP(b.t, v.(*models.Store), username)
 }
 
 // wait waits until the element is visible.

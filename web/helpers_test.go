@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"payfuse/models"
 	"payfuse/web"
@@ -112,11 +114,135 @@ func (c *client) post(path string, form url.Values) resp {
 	return c.do("POST", path, form)
 }
 
+// login signs in the way a person would: the password; the authenticator
+// code when the user has a second factor; enrolment (through the pages, with
+// the key the page shows) when their role requires one they lack. Then, unless
+// the user must first change their password, it passes a step-up check, so
+// the tests of dangerous actions can go straight to them (the step-up tests
+// in twofactor_test.go sign in with signIn instead).
 func (c *client) login(username, password string) {
+	c.t.Helper()
+	loc := c.signIn(username, password)
+	if loc == "/account/2fa" {
+		c.enrolTOTP(username)
+		loc = "/"
+	}
+	if loc != "/account" {
+		c.stepUp(username, password)
+	}
+}
+
+// signIn passes the password step and, when the user has a second factor,
+// the code step; it returns where the console sent the browser then.
+func (c *client) signIn(username, password string) string {
 	c.t.Helper()
 	r := c.post("/login", url.Values{"username": {username}, "password": {password}})
 	if r.StatusCode != http.StatusSeeOther {
 		c.t.Fatalf("login %s: status %d", username, r.StatusCode)
+	}
+	loc := r.Header.Get("Location")
+	if strings.HasPrefix(loc, "/login/2fa") {
+		r = c.post("/login/2fa", url.Values{"code": {c.totpCode(username)}})
+		if r.StatusCode != http.StatusSeeOther {
+			c.t.Fatalf("login %s, second step: status %d", username, r.StatusCode)
+		}
+		loc = r.Header.Get("Location")
+	}
+	return loc
+}
+
+var manualKeyRE = regexp.MustCompile(`data-manual-key>([A-Z2-7 ]+)<`)
+
+// enrolTOTP enrols the signed-in user's authenticator through the enrolment
+// page, reading the manual key off it, and remembers the secret for later codes.
+func (c *client) enrolTOTP(username string) string {
+	c.t.Helper()
+	r := c.get("/account/2fa")
+	m := manualKeyRE.FindStringSubmatch(r.Body)
+	if r.StatusCode != http.StatusOK || m == nil {
+		c.t.Fatalf("enrolment page for %s: status %d, no manual key", username, r.StatusCode)
+	}
+	secret := strings.ReplaceAll(m[1], " ", "")
+	rememberTOTP(c.srv.H.Store, username, secret)
+	r = c.post("/account/2fa/enable", url.Values{"code": {c.totpCode(username)}})
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "data-recovery-codes") {
+		c.t.Fatalf("enrol %s: status %d", username, r.StatusCode)
+	}
+	return secret
+}
+
+// stepUp passes the step-up check: the password, and a code when the user
+// has a second factor.
+func (c *client) stepUp(username, password string) {
+	c.t.Helper()
+	form := url.Values{"password": {password}, "next": {"/"}}
+	if _, ok := knownTOTP(c.srv.H.Store, username); ok {
+		form.Set("code", c.totpCode(username))
+	}
+	if r := c.post("/account/step-up", form); r.StatusCode != http.StatusSeeOther {
+		c.t.Fatalf("step-up %s: status %d", username, r.StatusCode)
+	}
+}
+
+// totpCode is a code the server accepts now for the user (see nextTOTP).
+func (c *client) totpCode(username string) string {
+	c.t.Helper()
+	return nextTOTP(c.t, c.srv.H.Store, username)
+}
+
+// totpSecrets remembers the authenticator secrets the tests enrolled, per
+// store and username.
+var totpSecrets sync.Map
+
+type totpKey struct {
+	store *models.Store
+	user  string
+}
+
+func rememberTOTP(store *models.Store, username, secret string) {
+	totpSecrets.Store(totpKey{store, username}, secret)
+}
+
+func knownTOTP(store *models.Store, username string) (string, bool) {
+	v, ok := totpSecrets.Load(totpKey{store, username})
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}
+
+// nextTOTP returns a code the server accepts now: the one of the earliest
+// time step in the ±1 window that is newer than the last step the user spent
+// (a code is accepted once only). When all three are spent it waits for the
+// next step of the store's clock.
+func nextTOTP(t testing.TB, store *models.Store, username string) string {
+	t.Helper()
+	secret, ok := knownTOTP(store, username)
+	if !ok {
+		t.Fatalf("no authenticator secret known for %s", username)
+	}
+	u, err := store.GetUserByUsername(username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var last int64
+		if err := store.DB.Model(&models.UserTOTP{}).Where("user_id = ?", u.ID).Select("last_step").Scan(&last).Error; err != nil {
+			t.Fatal(err)
+		}
+		now := store.Now()
+		cur := models.TOTPStep(now)
+		step := max(last+1, cur-models.TOTPSkew)
+		if step <= cur+models.TOTPSkew {
+			code, err := models.TOTPCode(secret, step, models.TOTPDigits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return code
+		}
+		wait := time.Unix((cur+1)*int64(models.TOTPPeriod/time.Second), 0).Sub(now) + 50*time.Millisecond
+		t.Logf("the codes of %s's window are spent: waiting %s for the next step", username, wait.Round(time.Millisecond))
+		time.Sleep(wait)
 	}
 }
 

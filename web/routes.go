@@ -19,6 +19,9 @@ const (
 	Operator               // operators (and admins)
 	Finance                // finance (and admins)
 	OpsFin                 // operators and finance (and admins)
+	// Bearer routes are the REST API's: an API token with the route's Perm,
+	// sent as Authorization: Bearer; never a session (so no role passes).
+	Bearer
 )
 
 // Allows reports whether a role passes the check (role "" = anonymous).
@@ -28,6 +31,8 @@ func (a Access) Allows(role models.Role) bool {
 		return true
 	case Anyone:
 		return role != ""
+	case Bearer:
+		return false
 	}
 	if role == models.RoleAdmin {
 		return true
@@ -57,6 +62,18 @@ type Route struct {
 	// Webhook routes are called by payment channels: no session, no CSRF —
 	// the handler authenticates the request by its signature.
 	Webhook bool
+	// DuringEnrolment routes stay reachable while a user whose role requires
+	// two-factor sign-in has not enrolled yet (everything else redirects to
+	// /account/2fa).
+	DuringEnrolment bool
+	// StepUp routes are dangerous: they need a step-up check (password, plus
+	// a code when the user has a second factor) within the last
+	// models.StepUpTTL; without one the user is sent to /account/step-up and
+	// brought back (a GET goes on where it was going; a POST returns to the
+	// form it came from, to be submitted again — nothing is replayed).
+	StepUp bool
+	// Perm is the API token permission a Bearer route needs.
+	Perm string
 }
 
 // Routes is PayFuse's routes table: every route, the role it needs, once.
@@ -66,13 +83,24 @@ func Routes(h *handlers.Handlers) []Route {
 		// Sign-in and session.
 		{Method: "GET", Path: "/login", Access: Public, Handler: h.LoginForm},
 		{Method: "POST", Path: "/login", Access: Public, Handler: h.LoginSubmit},
-		{Method: "POST", Path: "/logout", Access: Anyone, Handler: h.Logout, DuringPasswordChange: true},
-		{Method: "POST", Path: "/lang", Access: Public, Handler: h.SetLanguage, DuringPasswordChange: true},
+		{Method: "GET", Path: "/login/2fa", Access: Public, Handler: h.SecondFactorForm},
+		{Method: "POST", Path: "/login/2fa", Access: Public, Handler: h.SecondFactorSubmit},
+		{Method: "POST", Path: "/logout", Access: Anyone, Handler: h.Logout, DuringPasswordChange: true, DuringEnrolment: true},
+		{Method: "POST", Path: "/lang", Access: Public, Handler: h.SetLanguage, DuringPasswordChange: true, DuringEnrolment: true},
 		{Method: "GET", Path: "/healthz", Access: Public, Handler: h.Healthz, API: true},
 
 		// Own account.
-		{Method: "GET", Path: "/account", Access: Anyone, Handler: h.Account, DuringPasswordChange: true},
-		{Method: "POST", Path: "/account/password", Access: Anyone, Handler: h.AccountPasswordUpdate, DuringPasswordChange: true},
+		{Method: "GET", Path: "/account", Access: Anyone, Handler: h.Account, DuringPasswordChange: true, DuringEnrolment: true},
+		{Method: "POST", Path: "/account/password", Access: Anyone, Handler: h.AccountPasswordUpdate, DuringPasswordChange: true, DuringEnrolment: true},
+
+		// Own two-factor sign-in, and the step-up check before dangerous actions.
+		{Method: "GET", Path: "/account/2fa", Access: Anyone, Handler: h.TwoFactor, DuringEnrolment: true},
+		{Method: "GET", Path: "/account/2fa/qr.png", Access: Anyone, Handler: h.TwoFactorQR, DuringEnrolment: true},
+		{Method: "POST", Path: "/account/2fa/enable", Access: Anyone, Handler: h.TwoFactorEnable, DuringEnrolment: true},
+		{Method: "POST", Path: "/account/2fa/disable", Access: Anyone, Handler: h.TwoFactorDisable},
+		{Method: "POST", Path: "/account/2fa/recovery", Access: Anyone, Handler: h.TwoFactorRecoveryRegenerate, StepUp: true},
+		{Method: "GET", Path: "/account/step-up", Access: Anyone, Handler: h.StepUpForm},
+		{Method: "POST", Path: "/account/step-up", Access: Anyone, Handler: h.StepUpSubmit},
 
 		// Areas.
 		{Method: "GET", Path: "/", Access: Anyone, Handler: h.Dashboard},
@@ -90,13 +118,13 @@ func Routes(h *handlers.Handlers) []Route {
 		// Channel accounts: operators see (never the secrets of) their merchants'
 		// accounts and may re-run the checks; only admins touch credentials.
 		{Method: "GET", Path: "/channels", Access: Operator, Handler: h.AccountList},
-		{Method: "GET", Path: "/channels/new", Access: Admin, Handler: h.AccountNew},
-		{Method: "POST", Path: "/channels", Access: Admin, Handler: h.AccountCreate},
+		{Method: "GET", Path: "/channels/new", Access: Admin, Handler: h.AccountNew, StepUp: true},
+		{Method: "POST", Path: "/channels", Access: Admin, Handler: h.AccountCreate, StepUp: true},
 		{Method: "GET", Path: "/channels/:id", Access: Operator, Handler: h.AccountShow},
 		{Method: "POST", Path: "/channels/:id/check", Access: Operator, Handler: h.AccountCheck},
-		{Method: "GET", Path: "/channels/:id/edit", Access: Admin, Handler: h.AccountEdit},
-		{Method: "POST", Path: "/channels/:id", Access: Admin, Handler: h.AccountUpdate},
-		{Method: "POST", Path: "/channels/:id/delete", Access: Admin, Handler: h.AccountDelete},
+		{Method: "GET", Path: "/channels/:id/edit", Access: Admin, Handler: h.AccountEdit, StepUp: true},
+		{Method: "POST", Path: "/channels/:id", Access: Admin, Handler: h.AccountUpdate, StepUp: true},
+		{Method: "POST", Path: "/channels/:id/delete", Access: Admin, Handler: h.AccountDelete, StepUp: true},
 
 		// Channel column mapping for statements without a native format.
 		{Method: "GET", Path: "/channels/:id/mapping", Access: Operator, Handler: h.MappingEdit},
@@ -131,7 +159,7 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "GET", Path: "/flows/webhooks/new", Access: Operator, Handler: h.WebhookNew},
 		{Method: "POST", Path: "/flows/webhooks", Access: Operator, Handler: h.WebhookCreate},
 		{Method: "GET", Path: "/flows/webhooks/:id/deliveries", Access: Operator, Handler: h.WebhookDeliveries},
-		{Method: "POST", Path: "/flows/webhooks/:id/rotate", Access: Operator, Handler: h.WebhookRotate},
+		{Method: "POST", Path: "/flows/webhooks/:id/rotate", Access: Operator, Handler: h.WebhookRotate, StepUp: true},
 		{Method: "POST", Path: "/flows/webhooks/:id/enable", Access: Operator, Handler: h.WebhookEnable},
 		{Method: "POST", Path: "/flows/webhooks/:id/disable", Access: Operator, Handler: h.WebhookDisable},
 		{Method: "POST", Path: "/flows/webhooks/:id/delete", Access: Operator, Handler: h.WebhookDelete},
@@ -161,19 +189,48 @@ func Routes(h *handlers.Handlers) []Route {
 		// Channel notifications (signed by the channel, not a session).
 		{Method: "POST", Path: "/notify/:channel/:account", Access: Public, Handler: h.Notify, API: true, Webhook: true},
 
-		{Method: "GET", Path: "/kpis", Access: Finance, Handler: h.Placeholder("nav.kpis")},
-		{Method: "GET", Path: "/reports", Access: Finance, Handler: h.Placeholder("nav.reports")},
+		// KPIs: operators and finance see the scores and try weights (the preview
+		// changes nothing); admins save and restore weight sets.
+		{Method: "GET", Path: "/kpis", Access: OpsFin, Handler: h.KPIPage},
+		{Method: "POST", Path: "/kpis/preview", Access: OpsFin, Handler: h.KPIPreview},
+		{Method: "POST", Path: "/kpis/weights", Access: Admin, Handler: h.KPIWeightsSave},
+		{Method: "GET", Path: "/kpis/versions/:version", Access: OpsFin, Handler: h.KPIVersionShow},
+		{Method: "POST", Path: "/kpis/versions/:version/restore", Access: Admin, Handler: h.KPIWeightsRestore},
+
+		// Finance reports: daily and monthly settlement, on screen and exported.
+		{Method: "GET", Path: "/reports", Access: Finance, Handler: h.Reports},
+		{Method: "GET", Path: "/reports/export", Access: Finance, Handler: h.ReportExport},
+
+		// API tokens: admins make them for any merchants; operators for their
+		// own merchants, with only the permissions they have themselves.
+		{Method: "GET", Path: "/api-tokens", Access: Operator, Handler: h.APITokenList},
+		{Method: "GET", Path: "/api-tokens/new", Access: Operator, Handler: h.APITokenNew, StepUp: true},
+		{Method: "POST", Path: "/api-tokens", Access: Operator, Handler: h.APITokenCreate, StepUp: true},
+		{Method: "POST", Path: "/api-tokens/:id/revoke", Access: Operator, Handler: h.APITokenRevoke},
+
+		// The REST API (docs/API.md): bearer tokens, not sessions; JSON in and out.
+		{Method: "GET", Path: "/api/v1/openapi.json", Access: Public, Handler: h.APIOpenAPI, API: true},
+		{Method: "GET", Path: "/api/v1/transactions", Access: Bearer, Perm: models.PermLedgerRead, Handler: h.APITransactionList, API: true},
+		{Method: "POST", Path: "/api/v1/transactions", Access: Bearer, Perm: models.PermLedgerWrite, Handler: h.APITransactionCreate, API: true},
+		{Method: "GET", Path: "/api/v1/transactions/:id", Access: Bearer, Perm: models.PermLedgerRead, Handler: h.APITransactionShow, API: true},
+		{Method: "PATCH", Path: "/api/v1/transactions/:id", Access: Bearer, Perm: models.PermLedgerWrite, Handler: h.APITransactionUpdate, API: true},
+		{Method: "POST", Path: "/api/v1/imports", Access: Bearer, Perm: models.PermImportsWrite, Handler: h.APIImportCreate, API: true},
+		{Method: "GET", Path: "/api/v1/reports/daily", Access: Bearer, Perm: models.PermReportsRead, Handler: h.APIReportDaily, API: true},
+		{Method: "GET", Path: "/api/v1/reports/monthly", Access: Bearer, Perm: models.PermReportsRead, Handler: h.APIReportMonthly, API: true},
+		{Method: "GET", Path: "/api/v1/kpis", Access: Bearer, Perm: models.PermReportsRead, Handler: h.APIKPIs, API: true},
 
 		// Users (admin).
 		{Method: "GET", Path: "/users", Access: Admin, Handler: h.UserList},
 		{Method: "GET", Path: "/users/new", Access: Admin, Handler: h.UserNew},
-		{Method: "POST", Path: "/users", Access: Admin, Handler: h.UserCreate},
+		{Method: "POST", Path: "/users", Access: Admin, Handler: h.UserCreate, StepUp: true},
+		{Method: "POST", Path: "/users/2fa-policy", Access: Admin, Handler: h.TwoFactorPolicyUpdate, StepUp: true},
 		{Method: "GET", Path: "/users/:id", Access: Admin, Handler: h.UserEdit},
-		{Method: "POST", Path: "/users/:id", Access: Admin, Handler: h.UserUpdate},
+		{Method: "POST", Path: "/users/:id", Access: Admin, Handler: h.UserUpdate, StepUp: true},
 		{Method: "POST", Path: "/users/:id/disable", Access: Admin, Handler: h.UserDisable},
 		{Method: "POST", Path: "/users/:id/enable", Access: Admin, Handler: h.UserEnable},
 		{Method: "POST", Path: "/users/:id/unlock", Access: Admin, Handler: h.UserUnlock},
-		{Method: "POST", Path: "/users/:id/reset-password", Access: Admin, Handler: h.UserResetPassword},
+		{Method: "POST", Path: "/users/:id/reset-password", Access: Admin, Handler: h.UserResetPassword, StepUp: true},
+		{Method: "POST", Path: "/users/:id/2fa/reset", Access: Admin, Handler: h.UserTwoFactorReset, StepUp: true},
 		{Method: "POST", Path: "/users/:id/sessions/:sid/revoke", Access: Admin, Handler: h.UserSessionRevoke},
 		{Method: "POST", Path: "/users/:id/sessions/revoke-all", Access: Admin, Handler: h.UserSessionsRevokeAll},
 

@@ -315,6 +315,11 @@ func TestForcedPasswordChange(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("change: %d", r.StatusCode)
 	}
+	// Then an admin must enrol a second factor before anything else.
+	if r := c.get("/users"); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/account/2fa" {
+		t.Fatalf("after the change /users: %d → %q, want the enrolment", r.StatusCode, r.Header.Get("Location"))
+	}
+	c.enrolTOTP("admin")
 	if r := c.get("/users"); r.StatusCode != http.StatusOK {
 		t.Fatalf("after the change /users: %d", r.StatusCode)
 	}

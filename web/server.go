@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -60,7 +61,8 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	kinds.Register(engine, store, cfg.Flows)
 	h := &handlers.Handlers{
 		Store: store, Sessions: sessions, Log: log, Flows: engine, WebhookAllow: cfg.Flows.Webhooks.Allow,
-		Limiter: handlers.NewLimiter(cfg.LoginFailuresPerAddress, cfg.LoginFailureWindow),
+		Limiter:    handlers.NewLimiter(cfg.LoginFailuresPerAddress, cfg.LoginFailureWindow),
+		APILimiter: handlers.NewRateLimiter(handlers.DefaultAPIRate, time.Minute),
 	}
 	s := &Server{H: h, cfg: cfg, log: log}
 	fc := fiber.Config{
@@ -90,7 +92,12 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	}}))
 	app.Use(s.securityHeaders)
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 365 * 24 * 3600}))
-	app.Use(h.LoadIdentity)
+	app.Use(func(c *fiber.Ctx) error {
+		if handlers.IsAPIPath(c.Path()) {
+			return c.Next() // the REST API authenticates by bearer token: no session, no cookies
+		}
+		return h.LoadIdentity(c)
+	})
 
 	s.Routes = Routes(h)
 	for _, r := range s.Routes {
@@ -161,6 +168,9 @@ func (s *Server) purgeSessions(ctx context.Context) {
 			if _, err := s.H.Store.PurgeNotifyNonces(time.Now()); err != nil {
 				s.log.Warn("notification nonce purge failed", "err", err)
 			}
+			if _, err := s.H.Store.PurgeIdempotencyKeys(time.Now()); err != nil {
+				s.log.Warn("idempotency key purge failed", "err", err)
+			}
 		}
 	}
 }
@@ -182,6 +192,9 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	}
 	if id := handlers.IdentityOf(c); id.User != nil {
 		attrs = append(attrs, "user", id.User.Username)
+	}
+	if auth := handlers.APIAuthOf(c); auth != nil {
+		attrs = append(attrs, "token", auth.Token.Name)
 	}
 	if !strings.HasPrefix(c.Path(), "/static/") {
 		s.log.Info("request", attrs...)
@@ -216,10 +229,15 @@ var errUnauthenticated = fiber.NewError(fiber.StatusUnauthorized, "sign in requi
 // errCSRF marks a state change without a valid CSRF token or from another site.
 var errCSRF = &fiber.Error{Code: fiber.StatusForbidden, Message: "csrf"}
 
-// guard enforces a route's access rule, the forced password change and CSRF.
+// guard enforces a route's access rule, the forced password change, the
+// two-factor enrolment its role requires, CSRF, and the step-up check.
 func (s *Server) guard(r Route) fiber.Handler {
 	if r.Webhook {
 		return func(c *fiber.Ctx) error { return c.Next() }
+	}
+	if r.Access == Bearer {
+		// A token, not the session: no role, CSRF or step-up checks apply.
+		return s.H.APIGuard(r.Perm)
 	}
 	return func(c *fiber.Ctx) error {
 		id := handlers.IdentityOf(c)
@@ -248,14 +266,50 @@ func (s *Server) guard(r Route) fiber.Handler {
 		if id.User != nil && id.User.MustChangePassword && !r.DuringPasswordChange {
 			return c.Redirect("/account", fiber.StatusSeeOther)
 		}
+		if id.User != nil && !r.DuringEnrolment && r.Access != Public {
+			must, err := s.H.Store.MustEnrol(id.User)
+			if err != nil {
+				return err
+			}
+			if must {
+				return sendTo(c, "/account/2fa")
+			}
+		}
 		if !isSafeMethod(c.Method()) {
 			if err := checkCSRF(c, id.CSRF); err != nil {
 				s.log.Warn("csrf refused", "path", c.Path(), "ip", c.IP(), "reason", err.Error(), "request_id", c.Locals("requestid"))
 				return errCSRF
 			}
 		}
+		if r.StepUp && id.User != nil && !s.H.Store.StepUpFresh(id.Session) {
+			return sendTo(c, stepUpURL(c))
+		}
 		return c.Next()
 	}
+}
+
+// sendTo redirects a page request, or tells htmx to load the page instead of
+// swapping a fragment.
+func sendTo(c *fiber.Ctx, to string) error {
+	if c.Get("HX-Request") == "true" {
+		c.Set("HX-Redirect", to)
+		return c.SendStatus(fiber.StatusForbidden)
+	}
+	return c.Redirect(to, fiber.StatusSeeOther)
+}
+
+// stepUpURL is the step-up form that brings the user back afterwards: a GET
+// to the page it asked for; a POST (never replayed: its form may hold
+// secrets) to the same-site page its form was on, to be submitted again.
+func stepUpURL(c *fiber.Ctx) string {
+	if isSafeMethod(c.Method()) {
+		return "/account/step-up?next=" + urlQueryEscape(c.OriginalURL())
+	}
+	back := "/"
+	if ref, err := url.Parse(c.Get(fiber.HeaderReferer)); err == nil && ref.Host == string(c.Request().URI().Host()) && ref.Path != "" {
+		back = handlers.SafeNext(ref.RequestURI())
+	}
+	return "/account/step-up?resubmit=1&next=" + urlQueryEscape(back)
 }
 
 func isSafeMethod(m string) bool {
@@ -265,6 +319,9 @@ func isSafeMethod(m string) bool {
 // handleError draws every error: a page in the user's language (or JSON for
 // API routes) that never shows internal text; 5xx are logged with the request id.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	if handlers.IsAPIPath(c.Path()) {
+		return s.H.WriteAPIError(c, err) // the API's one error shape
+	}
 	code := fiber.StatusInternalServerError
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
