@@ -146,6 +146,8 @@ type Dashboard struct {
 	UnbalancedCount int64
 	// Expiring are accounts whose certificate expires within channels.ExpiringSoon.
 	Expiring []ChannelAccount
+
+	scoreSums DaySums // per date and account, for the score trend
 }
 
 // dashboardRow is one group of the rollups' sums.
@@ -160,6 +162,7 @@ type dashboardRow struct {
 	Refunds           int64
 	RefundAmount      int64
 	Fees              int64
+	KPI               KPISums // the same row's sums for scoring
 }
 
 // Dashboard assembles the dashboard of f in scope from the daily rollups, the
@@ -182,16 +185,18 @@ func (s *Store) Dashboard(scope Scope, f DashboardFilter) (*Dashboard, error) {
 	}
 
 	// The reads are independent: run them side by side, so the page waits
-	// for the slowest, not for their sum.
-	var score []ScorePoint
+	// for the slowest, not for their sum. The score trend is computed from
+	// the rollup rows the dashboard reads anyway (one scan, not two).
+	d.scoreSums = DaySums{}
+	var weights Weights
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	for i, read := range []func() error{
 		func() error { return s.dashboardRollups(sc, d) },
 		func() error {
 			var err error
-			if score, err = s.ScoreTrend(scope, f.Merchant, f.From, f.To); err != nil {
-				return fmt.Errorf("dashboard: unable to score the range: %w", err)
+			if weights, _, err = s.ActiveWeights(scope, f.Merchant); err != nil {
+				return fmt.Errorf("dashboard: unable to read the KPI weights: %w", err)
 			}
 			return nil
 		},
@@ -207,6 +212,7 @@ func (s *Store) Dashboard(scope Scope, f DashboardFilter) (*Dashboard, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	score := ScoreDays(d.scoreSums, weights, f.From, f.To)
 	d.Score = fillScore(d.Dates, score)
 	for i := len(d.Score) - 1; i >= 0; i-- {
 		if d.Score[i].Fused != nil {
@@ -229,7 +235,8 @@ func (s *Store) dashboardRollups(sc Scope, d *Dashboard) error {
 	n := len(d.Dates)
 	d.Refunds, d.RefundAmount, d.Fees = make([]int64, n), make([]int64, n), make([]int64, n)
 	rows, err := s.DB.Model(&DailyRollup{}).Scopes(sc.Filter("merchant_code")).
-		Select("account_id, channel, method, biz_date, payments, payments_succeeded, amount_succeeded, refunds, refund_amount, fees").
+		Select("account_id, channel, method, biz_date, payments, payments_succeeded, amount_succeeded, refunds, refund_amount, fees, "+
+			"pay_seconds, pay_timed, statement_records, notified_records").
 		Where("biz_date BETWEEN ? AND ?", d.Filter.From, d.Filter.To).Rows()
 	if err != nil {
 		return fmt.Errorf("dashboard: unable to read the daily rollups: %w", err)
@@ -241,9 +248,13 @@ func (s *Store) dashboardRollups(sc Scope, d *Dashboard) error {
 	for rows.Next() {
 		var r dashboardRow
 		if err := rows.Scan(&r.AccountID, &r.Channel, &r.Method, &r.BizDate, &r.Payments, &r.PaymentsSucceeded,
-			&r.AmountSucceeded, &r.Refunds, &r.RefundAmount, &r.Fees); err != nil {
+			&r.AmountSucceeded, &r.Refunds, &r.RefundAmount, &r.Fees,
+			&r.KPI.PaySeconds, &r.KPI.PayTimed, &r.KPI.StatementRecords, &r.KPI.NotifiedRecords); err != nil {
 			return fmt.Errorf("dashboard: unable to read the daily rollups: %w", err)
 		}
+		r.KPI.Payments, r.KPI.Succeeded, r.KPI.Amount = r.Payments, r.PaymentsSucceeded, r.AmountSucceeded
+		r.KPI.Refunds, r.KPI.RefundAmount, r.KPI.Fees = r.Refunds, r.RefundAmount, r.Fees
+		d.scoreSums.add(r.BizDate, r.AccountID, r.KPI)
 		at, ok := index[r.BizDate]
 		if !ok {
 			continue

@@ -257,12 +257,7 @@ func (s *Store) KPIs(scope Scope, f KPIFilter) ([]AccountKPIs, error) {
 }
 
 func (s *Store) scoreTrend(scope Scope, merchant, from, to string) ([]ScorePoint, error) {
-	f := KPIFilter{Merchant: merchant, From: from, To: to}
-	rows, err := s.kpiRollups(scope, f, true)
-	if err != nil {
-		return nil, err
-	}
-	accts, err := s.kpiAccounts(scope, merchant)
+	rows, err := s.kpiRollups(scope, KPIFilter{Merchant: merchant, From: from, To: to}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -270,36 +265,61 @@ func (s *Store) scoreTrend(scope Scope, merchant, from, to string) ([]ScorePoint
 	if err != nil {
 		return nil, err
 	}
-	byDate := map[string]map[uint64]*AccountKPIs{}
+	sums := DaySums{}
 	for i := range rows {
 		r := &rows[i]
-		day := byDate[r.BizDate]
-		if day == nil {
-			day = map[uint64]*AccountKPIs{}
-			byDate[r.BizDate] = day
-		}
-		a := day[r.AccountID]
-		if a == nil {
-			a = &AccountKPIs{AccountID: r.AccountID}
-			if known := accts[r.AccountID]; known != nil {
-				a.MerchantCode, a.Channel, a.Name = known.MerchantCode, known.Channel, known.Name
-			}
-			day[r.AccountID] = a
-		}
-		a.fill(r)
+		var k KPISums
+		k.addRollup(r)
+		sums.add(r.BizDate, r.AccountID, k)
 	}
+	return ScoreDays(sums, w, from, to), nil
+}
+
+// DaySums are KPI sums per business date and channel account.
+type DaySums map[string]map[uint64]*KPISums
+
+func (d DaySums) add(date string, account uint64, k KPISums) {
+	day := d[date]
+	if day == nil {
+		day = map[uint64]*KPISums{}
+		d[date] = day
+	}
+	if have := day[account]; have != nil {
+		have.Payments += k.Payments
+		have.Succeeded += k.Succeeded
+		have.Amount += k.Amount
+		have.Refunds += k.Refunds
+		have.RefundAmount += k.RefundAmount
+		have.Fees += k.Fees
+		have.PaySeconds += k.PaySeconds
+		have.PayTimed += k.PayTimed
+		have.StatementRecords += k.StatementRecords
+		have.NotifiedRecords += k.NotifiedRecords
+		return
+	}
+	day[account] = &k
+}
+
+// ScoreDays scores each business date from..to on its own under w: the
+// fused score of the accounts with traffic that day (nil when none had).
+func ScoreDays(sums DaySums, w Weights, from, to string) []ScorePoint {
 	var out []ScorePoint
 	start, _ := time.Parse(time.DateOnly, from)
 	end, _ := time.Parse(time.DateOnly, to)
 	for d := start; !d.After(end); d = d.AddDate(0, 0, 1) {
 		date := d.Format(time.DateOnly)
 		p := ScorePoint{Date: date}
-		if day := byDate[date]; day != nil {
-			p.Fused = Score(sortedAccounts(day), w).Fused
+		if day := sums[date]; day != nil {
+			accts := make([]AccountKPIs, 0, len(day))
+			for id, k := range day {
+				accts = append(accts, AccountKPIs{AccountID: id, Sums: *k})
+			}
+			sort.Slice(accts, func(i, j int) bool { return accts[i].AccountID < accts[j].AccountID })
+			p.Fused = score(accts, w, false).Fused
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out
 }
 
 // KPIWeight is the weight of one KPI and how it is normalised.
@@ -448,7 +468,11 @@ type Scoreboard struct {
 // traffic is listed but neither scored nor counted in a min–max range.
 // Pure: the KPI page, its live preview, the CLI and the dashboard's trend
 // all call it.
-func Score(accts []AccountKPIs, w Weights) Scoreboard {
+func Score(accts []AccountKPIs, w Weights) Scoreboard { return score(accts, w, true) }
+
+// score is Score; formulas false leaves the formula strings out (the daily
+// trend needs only the numbers).
+func score(accts []AccountKPIs, w Weights, formulas bool) Scoreboard {
 	values := make([]map[string]*float64, len(accts))
 	for i, a := range accts {
 		if a.Sums.Traffic() {
@@ -493,8 +517,10 @@ func Score(accts []AccountKPIs, w Weights) Scoreboard {
 				if kw.Weight > 0 {
 					num += n * kw.Weight
 					den += kw.Weight
-					terms = append(terms, fmtNum(n)+"×"+fmtNum(kw.Weight))
-					weights = append(weights, fmtNum(kw.Weight))
+					if formulas {
+						terms = append(terms, fmtNum(n)+"×"+fmtNum(kw.Weight))
+						weights = append(weights, fmtNum(kw.Weight))
+					}
 				}
 			}
 			row.KPIs = append(row.KPIs, sk)
@@ -502,7 +528,9 @@ func Score(accts []AccountKPIs, w Weights) Scoreboard {
 		if row.Traffic && den > 0 {
 			sc := num / den
 			row.Score = &sc
-			row.Formula = "(" + strings.Join(terms, " + ") + ") / (" + strings.Join(weights, " + ") + ") = " + fmtNum(sc)
+			if formulas {
+				row.Formula = "(" + strings.Join(terms, " + ") + ") / (" + strings.Join(weights, " + ") + ") = " + fmtNum(sc)
+			}
 		}
 		board.Rows[i] = row
 	}
