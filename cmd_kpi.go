@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 
 	"payfuse/models"
 )
@@ -30,10 +32,8 @@ func cmdKPI(g *globals, args []string, stdout, stderr io.Writer) error {
 	if *merchant == "" || *from == "" || *to == "" {
 		return errors.New("kpi: --merchant, --from and --to are required")
 	}
-	switch *method {
-	case "", "scan", "quick", "h5", "app":
-	default:
-		return fmt.Errorf("kpi: --method %q: use scan, quick, h5 or app", *method)
+	if *method != "" && !slices.Contains(models.Methods, *method) {
+		return fmt.Errorf("kpi: --method %q: use %s", *method, strings.Join(models.Methods, ", "))
 	}
 	store, _, err := g.open()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ func (h *Handlers) kpiView(c *fiber.Ctx) (*views.KPIPage, error) {
 	if _, ok := kpiRanges[d.Range]; !ok && d.Range != "custom" {
 		d.Range = "30d"
 	}
-	if d.Method != "" && !validMethod(d.Method) {
+	if d.Method != "" && !slices.Contains(models.Methods, d.Method) {
 		d.Method = ""
 	}
 	d.Filter = models.KPIFilter{Merchant: d.MerchantCode(), Method: d.Method}
@@ -94,14 +95,6 @@ func (h *Handlers) kpiView(c *fiber.Ctx) (*views.KPIPage, error) {
 		return nil, storeErr(err)
 	}
 	return d, nil
-}
-
-func validMethod(m string) bool {
-	switch m {
-	case "scan", "quick", "h5", "app":
-		return true
-	}
-	return false
 }
 
 // parseDraft reads the weights form: name, w.<kpi>, n.<kpi>, t.<kpi> and
