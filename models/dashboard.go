@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -223,10 +224,13 @@ func (s *Store) Dashboard(scope Scope, f DashboardFilter) (*Dashboard, error) {
 	return d, nil
 }
 
-// dashboardRollups reads the range's rollup rows once, as they are (no
-// GROUP BY: grouping in the database costs more than the handful of sums
-// here), and sums them per channel and date (trends), per channel and per
-// method (shares), per date (refunds, fees), per account and in total.
+// dashboardRollups reads the range's rollup rows once, as they are, along
+// the covering index ix_rollup_dashboard (one contiguous index-only range),
+// and sums them per channel and date (trends), per channel and per method
+// (shares), per date (refunds, fees), per account and in total; the same
+// rows feed the score trend. Measured on MariaDB, grouping in the database
+// (and a second query for the methods) costs the server more than it saves
+// here.
 func (s *Store) dashboardRollups(sc Scope, d *Dashboard) error {
 	index := make(map[string]int, len(d.Dates))
 	for i, day := range d.Dates {
@@ -245,15 +249,19 @@ func (s *Store) dashboardRollups(sc Scope, d *Dashboard) error {
 	series := map[string]*DashboardSeries{}
 	channelShare, methodShare := map[string]*DashboardShare{}, map[string]*DashboardShare{}
 	accounts := map[uint64]*dashboardRow{}
+	var sums [11]scanInt
 	for rows.Next() {
 		var r dashboardRow
-		if err := rows.Scan(&r.AccountID, &r.Channel, &r.Method, &r.BizDate, &r.Payments, &r.PaymentsSucceeded,
-			&r.AmountSucceeded, &r.Refunds, &r.RefundAmount, &r.Fees,
-			&r.KPI.PaySeconds, &r.KPI.PayTimed, &r.KPI.StatementRecords, &r.KPI.NotifiedRecords); err != nil {
+		if err := rows.Scan(&sums[0], &r.Channel, &r.Method, &r.BizDate, &sums[1], &sums[2], &sums[3], &sums[4],
+			&sums[5], &sums[6], &sums[7], &sums[8], &sums[9], &sums[10]); err != nil {
 			return fmt.Errorf("dashboard: unable to read the daily rollups: %w", err)
 		}
-		r.KPI.Payments, r.KPI.Succeeded, r.KPI.Amount = r.Payments, r.PaymentsSucceeded, r.AmountSucceeded
-		r.KPI.Refunds, r.KPI.RefundAmount, r.KPI.Fees = r.Refunds, r.RefundAmount, r.Fees
+		r.AccountID = uint64(sums[0])
+		r.Payments, r.PaymentsSucceeded, r.AmountSucceeded = int64(sums[1]), int64(sums[2]), int64(sums[3])
+		r.Refunds, r.RefundAmount, r.Fees = int64(sums[4]), int64(sums[5]), int64(sums[6])
+		r.KPI = KPISums{Payments: r.Payments, Succeeded: r.PaymentsSucceeded, Amount: r.AmountSucceeded,
+			Refunds: r.Refunds, RefundAmount: r.RefundAmount, Fees: r.Fees,
+			PaySeconds: int64(sums[7]), PayTimed: int64(sums[8]), StatementRecords: int64(sums[9]), NotifiedRecords: int64(sums[10])}
 		d.scoreSums.add(r.BizDate, r.AccountID, r.KPI)
 		at, ok := index[r.BizDate]
 		if !ok {
@@ -299,6 +307,30 @@ func (s *Store) dashboardRollups(sc Scope, d *Dashboard) error {
 	sort.Slice(d.Channels, func(i, j int) bool { return channelOrder(d.Channels[i].Channel) < channelOrder(d.Channels[j].Channel) })
 	d.ChannelShare, d.MethodShare = sortedShares(channelShare), sortedShares(methodShare)
 	return s.dashboardAccounts(sc, d, accounts)
+}
+
+// scanInt scans an integer column without database/sql's reflection: the
+// dashboard reads eleven of them per rollup row, thousands of rows a page.
+type scanInt int64
+
+// Scan implements sql.Scanner for the drivers' integer forms: int64 (MySQL's
+// binary protocol, SQLite), text digits (MySQL's text protocol), NULL as 0.
+func (v *scanInt) Scan(src any) error {
+	switch x := src.(type) {
+	case int64:
+		*v = scanInt(x)
+	case []byte:
+		n, err := strconv.ParseInt(string(x), 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", x)
+		}
+		*v = scanInt(n)
+	case nil:
+		*v = 0
+	default:
+		return fmt.Errorf("not an integer: %T", src)
+	}
+	return nil
 }
 
 func share(m map[string]*DashboardShare, key string, r *dashboardRow) {

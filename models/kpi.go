@@ -45,7 +45,7 @@ type KPIDef struct {
 }
 
 // KPIDefs lists every KPI in display order.
-var KPIDefs = []KPIDef{
+var KPIDefs = [...]KPIDef{
 	{KPICount, UnitCount, true},
 	{KPISuccessRate, UnitPercent, true},
 	{KPIGMV, UnitYuan, true},
@@ -93,26 +93,63 @@ func (k KPISums) Traffic() bool { return k.Payments != 0 || k.Refunds != 0 }
 // Values computes the KPIs in their display units. A KPI whose denominator
 // is zero has no value (nil): a rate of nothing is unknown, not 0.
 func (k KPISums) Values() map[string]*float64 {
-	ratio := func(num, den int64, scale float64) *float64 {
-		if den == 0 {
-			return nil
+	vals := k.values()
+	out := make(map[string]*float64, len(KPIDefs))
+	for i, def := range KPIDefs {
+		out[def.Key] = nil
+		if vals[i].ok {
+			v := vals[i].v
+			out[def.Key] = &v
 		}
-		v := float64(num) / float64(den) * scale
-		return &v
 	}
-	v := func(x float64) *float64 { return &x }
-	return map[string]*float64{
-		KPICount:            v(float64(k.Succeeded)),
-		KPISuccessRate:      ratio(k.Succeeded, k.Payments, 100),
-		KPIGMV:              v(float64(k.Amount) / 100),
-		KPIAvgTicket:        ratio(k.Amount, k.Succeeded, 0.01),
-		KPIRefundRateCount:  ratio(k.Refunds, k.Succeeded, 100),
-		KPIRefundRateAmount: ratio(k.RefundAmount, k.Amount, 100),
-		KPIFeeRate:          ratio(k.Fees, k.Amount, 100),
-		KPINet:              v(float64(k.Amount-k.RefundAmount-k.Fees) / 100),
-		KPIPayTime:          ratio(k.PaySeconds, k.PayTimed, 1),
-		KPINotifyCoverage:   ratio(k.NotifiedRecords, k.StatementRecords, 100),
+	return out
+}
+
+// kpiValue is one KPI's value in its display unit; ok is false when it is
+// unknown (a zero denominator).
+type kpiValue struct {
+	v  float64
+	ok bool
+}
+
+// kpiValues are an account's KPI values in KPIDefs order.
+type kpiValues [len(KPIDefs)]kpiValue
+
+// values computes the KPIs without allocating: the daily score trend scores
+// every date of a range, so this runs thousands of times per dashboard.
+func (k KPISums) values() kpiValues {
+	var out kpiValues
+	ratio := func(num, den int64, scale float64) kpiValue {
+		if den == 0 {
+			return kpiValue{}
+		}
+		return kpiValue{float64(num) / float64(den) * scale, true}
 	}
+	for i, def := range KPIDefs {
+		switch def.Key {
+		case KPICount:
+			out[i] = kpiValue{float64(k.Succeeded), true}
+		case KPISuccessRate:
+			out[i] = ratio(k.Succeeded, k.Payments, 100)
+		case KPIGMV:
+			out[i] = kpiValue{float64(k.Amount) / 100, true}
+		case KPIAvgTicket:
+			out[i] = ratio(k.Amount, k.Succeeded, 0.01)
+		case KPIRefundRateCount:
+			out[i] = ratio(k.Refunds, k.Succeeded, 100)
+		case KPIRefundRateAmount:
+			out[i] = ratio(k.RefundAmount, k.Amount, 100)
+		case KPIFeeRate:
+			out[i] = ratio(k.Fees, k.Amount, 100)
+		case KPINet:
+			out[i] = kpiValue{float64(k.Amount-k.RefundAmount-k.Fees) / 100, true}
+		case KPIPayTime:
+			out[i] = ratio(k.PaySeconds, k.PayTimed, 1)
+		case KPINotifyCoverage:
+			out[i] = ratio(k.NotifiedRecords, k.StatementRecords, 100)
+		}
+	}
+	return out
 }
 
 // AccountKPIs are one channel account's sums and KPIs over a range.
@@ -470,77 +507,88 @@ type Scoreboard struct {
 // all call it.
 func Score(accts []AccountKPIs, w Weights) Scoreboard { return score(accts, w, true) }
 
-// score is Score; formulas false leaves the formula strings out (the daily
-// trend needs only the numbers).
-func score(accts []AccountKPIs, w Weights, formulas bool) Scoreboard {
-	values := make([]map[string]*float64, len(accts))
+// score is Score; detail false computes only the scores, ranks and the
+// fused score — no per-KPI rows and no formula strings (the daily trend
+// needs only the numbers, and scores every date of a range). The arithmetic
+// is the same either way.
+func score(accts []AccountKPIs, w Weights, detail bool) Scoreboard {
+	const n = len(KPIDefs)
+	var kws [n]KPIWeight
+	for k, def := range KPIDefs {
+		kws[k] = w.KPIs[def.Key]
+	}
+	// Min–max ranges over the accounts with traffic and a value.
+	values := make([]kpiValues, len(accts))
+	var lo, hi [n]float64
+	var seen [n]bool
 	for i, a := range accts {
-		if a.Sums.Traffic() {
-			values[i] = a.Sums.Values()
+		if !a.Sums.Traffic() {
+			continue // listed, not scored, outside every range
 		}
-	}
-	type span struct {
-		lo, hi float64
-		n      int
-	}
-	spans := map[string]*span{}
-	for _, def := range KPIDefs {
-		sp := &span{}
-		for _, vals := range values {
-			if vals == nil || vals[def.Key] == nil {
+		values[i] = a.Sums.values()
+		for k, x := range values[i] {
+			if !x.ok {
 				continue
 			}
-			v := *vals[def.Key]
-			if sp.n == 0 || v < sp.lo {
-				sp.lo = v
+			if !seen[k] || x.v < lo[k] {
+				lo[k] = x.v
 			}
-			if sp.n == 0 || v > sp.hi {
-				sp.hi = v
+			if !seen[k] || x.v > hi[k] {
+				hi[k] = x.v
 			}
-			sp.n++
+			seen[k] = true
 		}
-		spans[def.Key] = sp
 	}
 	board := Scoreboard{Rows: make([]ScoreRow, len(accts))}
 	for i, a := range accts {
-		row := ScoreRow{AccountID: a.AccountID, MerchantCode: a.MerchantCode, Channel: a.Channel, Name: a.Name,
-			Traffic: values[i] != nil, Weight: w.AccountWeight(a.AccountID)}
+		row := &board.Rows[i]
+		*row = ScoreRow{AccountID: a.AccountID, MerchantCode: a.MerchantCode, Channel: a.Channel, Name: a.Name,
+			Traffic: a.Sums.Traffic(), Weight: w.AccountWeight(a.AccountID)}
 		var num, den float64
 		var terms, weights []string
-		for _, def := range KPIDefs {
-			kw := w.KPIs[def.Key]
-			sk := ScoredKPI{Key: def.Key, Weight: kw.Weight}
-			if values[i] != nil && values[i][def.Key] != nil {
-				sk.Value = values[i][def.Key]
-				n := normalise(*sk.Value, def, kw, spans[def.Key].lo, spans[def.Key].hi)
-				sk.Norm = &n
-				if kw.Weight > 0 {
-					num += n * kw.Weight
-					den += kw.Weight
-					if formulas {
-						terms = append(terms, fmtNum(n)+"×"+fmtNum(kw.Weight))
-						weights = append(weights, fmtNum(kw.Weight))
-					}
+		var raw, norm *[n]float64 // what the detail rows point at
+		if detail {
+			row.KPIs = make([]ScoredKPI, n)
+			raw, norm = new([n]float64), new([n]float64)
+		}
+		for k, def := range KPIDefs {
+			kw := kws[k]
+			if detail {
+				row.KPIs[k] = ScoredKPI{Key: def.Key, Weight: kw.Weight}
+			}
+			x := values[i][k]
+			if !x.ok {
+				continue
+			}
+			nv := normalise(x.v, def, kw, lo[k], hi[k])
+			if detail {
+				raw[k], norm[k] = x.v, nv
+				row.KPIs[k].Value, row.KPIs[k].Norm = &raw[k], &norm[k]
+			}
+			if kw.Weight > 0 {
+				num += nv * kw.Weight
+				den += kw.Weight
+				if detail {
+					terms = append(terms, fmtNum(nv)+"×"+fmtNum(kw.Weight))
+					weights = append(weights, fmtNum(kw.Weight))
 				}
 			}
-			row.KPIs = append(row.KPIs, sk)
 		}
 		if row.Traffic && den > 0 {
 			sc := num / den
 			row.Score = &sc
-			if formulas {
+			if detail {
 				row.Formula = "(" + strings.Join(terms, " + ") + ") / (" + strings.Join(weights, " + ") + ") = " + fmtNum(sc)
 			}
 		}
-		board.Rows[i] = row
 	}
 	sort.SliceStable(board.Rows, func(i, j int) bool {
-		a, b := board.Rows[i], board.Rows[j]
-		if (a.Score == nil) != (b.Score == nil) {
-			return a.Score != nil
+		a, b := board.Rows[i].Score, board.Rows[j].Score
+		if (a == nil) != (b == nil) {
+			return a != nil
 		}
-		if a.Score != nil && !sameScore(*a.Score, *b.Score) {
-			return *a.Score > *b.Score
+		if a != nil && !sameScore(*a, *b) {
+			return *a > *b
 		}
 		return false
 	})
@@ -558,14 +606,18 @@ func score(accts []AccountKPIs, w Weights, formulas bool) Scoreboard {
 		if r.Weight > 0 {
 			num += *r.Score * r.Weight
 			den += r.Weight
-			terms = append(terms, fmtNum(*r.Score)+"×"+fmtNum(r.Weight))
-			weights = append(weights, fmtNum(r.Weight))
+			if detail {
+				terms = append(terms, fmtNum(*r.Score)+"×"+fmtNum(r.Weight))
+				weights = append(weights, fmtNum(r.Weight))
+			}
 		}
 	}
 	if den > 0 {
 		f := num / den
 		board.Fused = &f
-		board.FusedFormula = "(" + strings.Join(terms, " + ") + ") / (" + strings.Join(weights, " + ") + ") = " + fmtNum(f)
+		if detail {
+			board.FusedFormula = "(" + strings.Join(terms, " + ") + ") / (" + strings.Join(weights, " + ") + ") = " + fmtNum(f)
+		}
 	}
 	return board
 }

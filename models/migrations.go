@@ -38,6 +38,7 @@ var migrations = []migration{
 	{9, "KPI figures in the daily rollups, KPI weight sets and their versions", migrate0009},
 	{10, "two-factor sign-in", migrate0010},
 	{11, "API tokens and idempotency keys", migrate0011},
+	{12, "a covering date-first index on the daily rollups for the dashboard", migrate0012},
 }
 
 // LatestVersion is the schema version this binary expects.
