@@ -302,3 +302,81 @@ func TestDashboardFilterValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardLongRangeEqualsItsDays: a range of two weeks or more is read
+// as two halves side by side; every per-date figure, the shares, the totals
+// and the score trend must be what the same dates give one by one (the
+// fixture's traffic falls in both halves: 02-28 in the first, 03-01…03-03
+// in the second).
+func TestDashboardLongRangeEqualsItsDays(t *testing.T) {
+	s, _, _, _ := dashboardFixture(t)
+	long, err := s.Dashboard(Scope{All: true}, DashboardFilter{From: "2026-02-22", To: "2026-03-07"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(long.Dates) != 14 {
+		t.Fatalf("%d dates", len(long.Dates))
+	}
+	var totals DashboardTotals
+	channelShare, methodShare := map[string]DashboardShare{}, map[string]DashboardShare{}
+	byChannel := map[string]*DashboardSeries{}
+	for i := range long.Channels {
+		byChannel[long.Channels[i].Channel] = &long.Channels[i]
+	}
+	for i, date := range long.Dates {
+		day, err := s.Dashboard(Scope{All: true}, DashboardFilter{From: date, To: date})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if long.Refunds[i] != day.Refunds[0] || long.RefundAmount[i] != day.RefundAmount[0] || long.Fees[i] != day.Fees[0] {
+			t.Errorf("%s: refunds/fees %d %d %d, alone %d %d %d", date, long.Refunds[i], long.RefundAmount[i], long.Fees[i],
+				day.Refunds[0], day.RefundAmount[0], day.Fees[0])
+		}
+		for _, sr := range day.Channels {
+			got := byChannel[sr.Channel]
+			if got == nil || got.GMV[i] != sr.GMV[0] || got.Payments[i] != sr.Payments[0] || !reflect.DeepEqual(got.SuccessRate[i], sr.SuccessRate[0]) {
+				t.Errorf("%s %s: the long range's series differ from the day alone", date, sr.Channel)
+			}
+		}
+		if !reflect.DeepEqual(long.Score[i].Fused, day.Score[0].Fused) {
+			t.Errorf("%s: score %v, alone %v", date, long.Score[i].Fused, day.Score[0].Fused)
+		}
+		dt := day.Totals
+		totals.GMV += dt.GMV
+		totals.Payments += dt.Payments
+		totals.Succeeded += dt.Succeeded
+		totals.Refunds += dt.Refunds
+		totals.RefundAmount += dt.RefundAmount
+		totals.Fees += dt.Fees
+		for _, sh := range day.ChannelShare {
+			c := channelShare[sh.Key]
+			c.Key, c.GMV, c.Payments = sh.Key, c.GMV+sh.GMV, c.Payments+sh.Payments
+			channelShare[sh.Key] = c
+		}
+		for _, sh := range day.MethodShare {
+			m := methodShare[sh.Key]
+			m.Key, m.GMV, m.Payments = sh.Key, m.GMV+sh.GMV, m.Payments+sh.Payments
+			methodShare[sh.Key] = m
+		}
+	}
+	totals.finish()
+	if !reflect.DeepEqual(long.Totals, totals) {
+		t.Errorf("totals %+v, the days add up to %+v", long.Totals, totals)
+	}
+	if totals.Payments == 0 || long.Score[6].Fused == nil || long.Score[7].Fused == nil {
+		t.Fatal("the fixture has no traffic on both sides of the split")
+	}
+	for _, sh := range long.ChannelShare {
+		if channelShare[sh.Key] != sh {
+			t.Errorf("channel share %+v, days add up to %+v", sh, channelShare[sh.Key])
+		}
+	}
+	for _, sh := range long.MethodShare {
+		if methodShare[sh.Key] != sh {
+			t.Errorf("method share %+v, days add up to %+v", sh, methodShare[sh.Key])
+		}
+	}
+	if len(long.ChannelShare) != len(channelShare) || len(long.MethodShare) != len(methodShare) {
+		t.Errorf("shares: %d/%d channels, %d/%d methods", len(long.ChannelShare), len(channelShare), len(long.MethodShare), len(methodShare))
+	}
+}

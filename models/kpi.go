@@ -312,29 +312,28 @@ func (s *Store) scoreTrend(scope Scope, merchant, from, to string) ([]ScorePoint
 	return ScoreDays(sums, w, from, to), nil
 }
 
-// DaySums are KPI sums per business date and channel account.
-type DaySums map[string]map[uint64]*KPISums
+// DaySums are KPI sums per business date and channel account (values, not
+// pointers: one allocation per date, not per account and date).
+type DaySums map[string]map[uint64]KPISums
 
 func (d DaySums) add(date string, account uint64, k KPISums) {
 	day := d[date]
 	if day == nil {
-		day = map[uint64]*KPISums{}
+		day = map[uint64]KPISums{}
 		d[date] = day
 	}
-	if have := day[account]; have != nil {
-		have.Payments += k.Payments
-		have.Succeeded += k.Succeeded
-		have.Amount += k.Amount
-		have.Refunds += k.Refunds
-		have.RefundAmount += k.RefundAmount
-		have.Fees += k.Fees
-		have.PaySeconds += k.PaySeconds
-		have.PayTimed += k.PayTimed
-		have.StatementRecords += k.StatementRecords
-		have.NotifiedRecords += k.NotifiedRecords
-		return
-	}
-	day[account] = &k
+	have := day[account]
+	have.Payments += k.Payments
+	have.Succeeded += k.Succeeded
+	have.Amount += k.Amount
+	have.Refunds += k.Refunds
+	have.RefundAmount += k.RefundAmount
+	have.Fees += k.Fees
+	have.PaySeconds += k.PaySeconds
+	have.PayTimed += k.PayTimed
+	have.StatementRecords += k.StatementRecords
+	have.NotifiedRecords += k.NotifiedRecords
+	day[account] = have
 }
 
 // ScoreDays scores each business date from..to on its own under w: the
@@ -349,7 +348,7 @@ func ScoreDays(sums DaySums, w Weights, from, to string) []ScorePoint {
 		if day := sums[date]; day != nil {
 			accts := make([]AccountKPIs, 0, len(day))
 			for id, k := range day {
-				accts = append(accts, AccountKPIs{AccountID: id, Sums: *k})
+				accts = append(accts, AccountKPIs{AccountID: id, Sums: k})
 			}
 			sort.Slice(accts, func(i, j int) bool { return accts[i].AccountID < accts[j].AccountID })
 			p.Fused = score(accts, w, false).Fused
