@@ -84,6 +84,7 @@ Commands:
   channel configure  create or update a merchant's account at a channel (secrets only from files)
   channel list       list channel accounts (never secret values)
   keys rotate        re-wrap every data key under a new master key
+  backup --out FILE  copy a live SQLite database to FILE (MySQL: see docs/OPERATIONS.md)
   import             import a channel statement file into the ledger
   export transactions  export ledger transactions as CSV or XLSX
   demo-data          generate demo payment history through the ingest path
@@ -92,6 +93,7 @@ Commands:
   kpi                print each channel account's KPIs, weights and score, and the fused score
   flow list          list flows with their schedule, next run and last result
   flow run NAME      run a flow now and wait for its result
+  load               drive a running console with a realistic mix of pages and notifications; print latencies
 
 Global flags (also accepted after the command):
 `
@@ -137,6 +139,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdChannel(g, rest, stdout, stderr)
 	case "keys":
 		err = cmdKeys(g, rest, stdout, stderr)
+	case "backup":
+		err = cmdBackup(g, rest, stdout, stderr)
 	case "import":
 		err = cmdImport(g, rest, stdout, stderr)
 	case "export":
@@ -151,6 +155,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdKPI(g, rest, stdout, stderr)
 	case "flow":
 		err = cmdFlow(ctx, g, rest, stdout, stderr)
+	case "load":
+		err = cmdLoad(ctx, g, rest, stdout, stderr)
 	case "help":
 		root.Usage()
 		return 0
@@ -249,6 +255,9 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 	addr := fs.String("addr", envOr("PAYFUSE_ADDR", "127.0.0.1:8080"), "listen address (env PAYFUSE_ADDR)")
 	demo := fs.Bool("demo", false, "create demo users for each role and print their passwords")
 	proxies := fs.String("trusted-proxies", envOr("PAYFUSE_TRUSTED_PROXIES", ""), "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is trusted (env PAYFUSE_TRUSTED_PROXIES)")
+	metricsAllow := fs.String("metrics-allow", envOr("PAYFUSE_METRICS_ALLOW", "127.0.0.0/8,::1"), "comma-separated addresses/CIDRs that may read /metrics without the token, or none (env PAYFUSE_METRICS_ALLOW)")
+	metricsToken := fs.String("metrics-token", "", "bearer token (16+ characters) that opens /metrics from any address; prefer env PAYFUSE_METRICS_TOKEN, which other users cannot see")
+	pprofOn := fs.Bool("pprof", false, "serve the Go profiler at /debug/pprof/ to signed-in admins")
 	flowSet := flowFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -300,7 +309,11 @@ func cmdServe(ctx context.Context, g *globals, args []string, stdout, stderr io.
 			return err
 		}
 	}
-	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log, Flows: flowCfg}
+	cfg := web.Config{Addr: *addr, SecureCookies: g.secureCookies, MasterKey: key, Logger: log, Flows: flowCfg,
+		MetricsAllow: strings.Split(*metricsAllow, ","), MetricsToken: *metricsToken, Pprof: *pprofOn}
+	if cfg.MetricsToken == "" {
+		cfg.MetricsToken = os.Getenv("PAYFUSE_METRICS_TOKEN")
+	}
 	if *proxies != "" {
 		for _, p := range strings.Split(*proxies, ",") {
 			if p = strings.TrimSpace(p); p != "" {

@@ -559,6 +559,7 @@ func (e *Engine) execute(ar *activeRun, h Handler) {
 	case err == nil:
 		out.Status, out.At = models.RunSucceeded, e.now()
 		_, err = e.Store.FinishRun(row.ID, e.ID, out)
+		e.countRun(flow, out.Status, err)
 	case errors.Is(cause, errShutdown):
 		err = e.fail(flow, row, e.ID, textShutdown, failHandOver, out)
 	case errors.Is(cause, errLeaseLost):
@@ -648,6 +649,7 @@ func (e *Engine) fail(flow *models.Flow, run *models.FlowRun, owner string, msg 
 	if err != nil {
 		return err
 	}
+	e.countRun(flow, ended.Status, nil)
 	if final {
 		e.alert(flow, ended, msg)
 	}

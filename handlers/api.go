@@ -102,6 +102,11 @@ func (h *Handlers) toAPIError(c *fiber.Ctx, err error) *APIError {
 	case models.IsBusy(err):
 		c.Set(fiber.HeaderRetryAfter, "30")
 		return apiErr(http.StatusServiceUnavailable, "busy", "The database is busy with a large write; nothing changed. Retry shortly.")
+	case models.IsUnavailable(err):
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return apiErr(http.StatusServiceUnavailable, "database_unavailable", "The database cannot be reached just now; nothing changed. Retry shortly.")
+	case models.IsFull(err):
+		return apiErr(http.StatusInsufficientStorage, "database_full", "The database has no room left; nothing changed. Tell the operators of this console.")
 	case errors.As(err, &fbe) && fbe.Code < 500:
 		code := apiStatusCodes[fbe.Code]
 		if code == "" {
@@ -160,7 +165,7 @@ func APIAuthOf(c *fiber.Ctx) *models.APIAuth {
 
 // apiActor is who the audit log names for a write through the request's token.
 func apiActor(c *fiber.Ctx) models.Actor {
-	return APIAuthOf(c).Actor(c.IP(), requestID(c))
+	return APIAuthOf(c).Actor(ClientIP(c), requestID(c))
 }
 
 // DefaultAPIRate is how many requests a token may make per minute (bursts
@@ -195,7 +200,7 @@ func (h *Handlers) apiAuthenticate(c *fiber.Ctx, perm string) (*models.APIAuth, 
 	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return nil, apiErr(http.StatusUnauthorized, "unauthorized", "Send an API token: Authorization: Bearer <token>.")
 	}
-	auth, err := h.Store.AuthenticateAPIToken(strings.TrimSpace(secret), c.IP())
+	auth, err := h.Store.AuthenticateAPIToken(strings.TrimSpace(secret), ClientIP(c))
 	switch {
 	case errors.Is(err, models.ErrTokenExpired):
 		return nil, apiErr(http.StatusUnauthorized, "token_expired", "The API token has expired.")
@@ -204,7 +209,7 @@ func (h *Handlers) apiAuthenticate(c *fiber.Ctx, perm string) (*models.APIAuth, 
 	case errors.Is(err, models.ErrTokenInvalid), errors.Is(err, models.ErrTokenMaker):
 		return nil, apiErr(http.StatusUnauthorized, "invalid_token", "The API token is not valid.")
 	case errors.Is(err, models.ErrTokenAddress):
-		return nil, apiErr(http.StatusForbidden, "address_not_allowed", "The API token may not be used from this address ("+c.IP()+").")
+		return nil, apiErr(http.StatusForbidden, "address_not_allowed", "The API token may not be used from this address ("+ClientIP(c)+").")
 	case err != nil:
 		return nil, err
 	}

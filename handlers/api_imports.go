@@ -53,7 +53,7 @@ func (h *Handlers) APIImportCreate(c *fiber.Ctx) error {
 	}
 	var accountID uint64
 	if raw := c.FormValue("account_id"); raw != "" {
-		if accountID, err = strconv.ParseUint(raw, 10, 64); err != nil || accountID == 0 {
+		if accountID = parseID(raw); accountID == 0 {
 			return bad("account_id", "Give account_id as a positive whole number.")
 		}
 	}

@@ -249,8 +249,8 @@ func (h *Handlers) apiDetail(sc models.Scope, id uint64) (*apiTransactionDetail,
 
 // apiID reads the :id path parameter; anything but a positive number is 404.
 func apiID(c *fiber.Ctx) (uint64, error) {
-	id, err := strconv.ParseUint(c.Params("id"), 10, 64)
-	if err != nil || id == 0 {
+	id := parseID(c.Params("id"))
+	if id == 0 {
 		return 0, apiErr(http.StatusNotFound, "not_found", "No such object (or not in the token's merchant scope).")
 	}
 	return id, nil

@@ -39,9 +39,7 @@ func (h *Handlers) AuditList(c *fiber.Ctx) error {
 			f.To = t.AddDate(0, 0, 1) // the whole "to" day
 		}
 	}
-	if b, err := strconv.ParseUint(c.Query("before"), 10, 64); err == nil {
-		f.Before = b
-	}
+	f.Before = parseID(c.Query("before"))
 	page, err := h.Store.ListAudit(f)
 	if err != nil {
 		return err

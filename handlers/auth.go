@@ -85,7 +85,7 @@ func (h *Handlers) LoginSubmit(c *fiber.Ctx) error {
 	if len(form.Username) > 64 {
 		form.Username = form.Username[:64]
 	}
-	ip := c.IP()
+	ip := ClientIP(c)
 	if ok, wait := h.Limiter.Allow(ip); !ok {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		h.Log.Warn("sign-in throttled", "ip", ip, "request_id", requestID(c))

@@ -117,7 +117,7 @@ func credentialFailure(c *fiber.Ctx, err error) string {
 
 // AccountNew shows the form for a merchant's new account at a channel.
 func (h *Handlers) AccountNew(c *fiber.Ctx) error {
-	mid, _ := strconv.ParseUint(c.Query("merchant"), 10, 64)
+	mid := parseID(c.Query("merchant"))
 	m, err := h.Store.GetMerchant(scope(c), mid)
 	if err != nil {
 		return storeErr(err)
@@ -233,7 +233,7 @@ func (h *Handlers) saveAccount(c *fiber.Ctx, id uint64, m *models.Merchant, spec
 
 // AccountCreate stores a new channel account after the channel's checks pass.
 func (h *Handlers) AccountCreate(c *fiber.Ctx) error {
-	mid, _ := strconv.ParseUint(c.FormValue("merchant"), 10, 64)
+	mid := parseID(c.FormValue("merchant"))
 	m, err := h.Store.GetMerchant(scope(c), mid)
 	if err != nil {
 		return storeErr(err)

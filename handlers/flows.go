@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,9 +129,9 @@ func flowInput(c *fiber.Ctx) (views.FlowForm, models.FlowInput) {
 	in := models.FlowInput{Name: form.Name, Kind: form.Kind, MerchantCode: form.MerchantCode, Params: form.Params,
 		Schedule: form.Schedule, Enabled: form.Enabled, MaxAttempts: formInt(form.MaxAttempts), RetryBaseSeconds: formInt(form.RetryBase)}
 	if v := c.FormValue("account"); v != "" {
-		id, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || id == 0 {
-			id = ^uint64(0) // no such account: the store says so next to the field
+		id := parseID(v)
+		if id == 0 {
+			id = math.MaxInt64 // no such account: the store says so next to the field
 		}
 		in.AccountID, form.AccountID = id, id
 	}
@@ -202,7 +203,7 @@ func (h *Handlers) FlowShow(c *fiber.Ctx) error {
 	if !slices.Contains(models.RunStatuses, d.Status) {
 		d.Status = ""
 	}
-	d.Before, _ = strconv.ParseUint(c.Query("before"), 10, 64)
+	d.Before = parseID(c.Query("before"))
 	if f.AccountID != nil {
 		if a, err := h.Store.GetAccount(sc, *f.AccountID); err == nil {
 			d.AccountName = a.DisplayName

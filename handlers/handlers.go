@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -50,7 +51,7 @@ func IdentityOf(c *fiber.Ctx) *Identity {
 
 // actor describes the current user for the audit log.
 func actor(c *fiber.Ctx) models.Actor {
-	a := models.Actor{IP: c.IP(), RequestID: requestID(c)}
+	a := models.Actor{IP: ClientIP(c), RequestID: requestID(c)}
 	if id := IdentityOf(c); id.User != nil {
 		a.UserID, a.Name = id.User.ID, id.User.Username
 	}
@@ -141,11 +142,23 @@ func redirect(c *fiber.Ctx, to string) error {
 
 // paramID reads a positive numeric path parameter; anything else is a 404.
 func paramID(c *fiber.Ctx, name string) (uint64, error) {
-	id, err := strconv.ParseUint(c.Params(name), 10, 64)
-	if err != nil || id == 0 {
+	id := parseID(c.Params(name))
+	if id == 0 {
 		return 0, fiber.ErrNotFound
 	}
 	return id, nil
+}
+
+// parseID reads a database id from a path, form or query value: a positive
+// number within the signed 64-bit range the databases store ids in (the
+// SQLite driver refuses larger ones with an error, not a miss). Anything
+// else is 0, which no row has.
+func parseID(s string) uint64 {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id > math.MaxInt64 {
+		return 0
+	}
+	return id
 }
 
 // storeErr turns store errors into HTTP errors: not found stays 404.

@@ -172,7 +172,7 @@ func (h *Handlers) importsPage(c *fiber.Ctx, status int, form views.ImportForm, 
 // the result when the import is quick, else with the progress page.
 func (h *Handlers) ImportUpload(c *fiber.Ctx) error {
 	form := views.ImportForm{Errors: models.FieldErrors{}}
-	form.AccountID, _ = strconv.ParseUint(c.FormValue("account"), 10, 64)
+	form.AccountID = parseID(c.FormValue("account"))
 	if form.AccountID == 0 {
 		form.Errors["account"] = "imports.err_account"
 		return h.importsPage(c, fiber.StatusUnprocessableEntity, form, nil)

@@ -254,7 +254,11 @@ func tooLarge(limit int) refusal {
 }
 
 func internal(err error) refusal {
-	return refusal{status: fiber.StatusInternalServerError, reason: reasonInternal, message: "the notification could not be processed now; retry later", err: err}
+	status := fiber.StatusInternalServerError
+	if models.IsUnavailable(err) || models.IsBusy(err) {
+		status = fiber.StatusServiceUnavailable // the database is away or locked: nothing stored; the channel's retry will be taken
+	}
+	return refusal{status: status, reason: reasonInternal, message: "the notification could not be processed now; retry later", err: err}
 }
 
 // ingestRefusal maps a ledger error.
@@ -281,15 +285,20 @@ func wechatAnswer(c *fiber.Ctx, r refusal) error {
 // logRefusal logs a refused notification: reason, account, sender and
 // request id — never the payload, its signature or the credentials.
 func (h *Handlers) logRefusal(c *fiber.Ctx, channel string, r refusal) {
-	if err := h.Store.RecordNotifyRefusal(notifyAccountID(c), r.reason, h.Store.Now()); err != nil && h.Log != nil {
-		h.Log.Warn("notification refusal not recorded", "err", err)
+	h.Store.Metrics.NotificationRefused(channel, r.reason)
+	// With the database away the refusal cannot be counted there either;
+	// trying would only delay the answer.
+	if !models.IsUnavailable(r.err) {
+		if err := h.Store.RecordNotifyRefusal(notifyAccountID(c), r.reason, h.Store.Now()); err != nil && h.Log != nil {
+			h.Log.Warn("notification refusal not recorded", "err", err)
+		}
 	}
 	if h.Log == nil {
 		return
 	}
 	attrs := []any{
 		"channel", channel, "account", c.Params("account"), "reason", r.reason, "status", r.status,
-		"detail", r.message, "ip", c.IP(), "request_id", requestID(c),
+		"detail", r.message, "ip", ClientIP(c), "request_id", requestID(c),
 	}
 	level := slog.LevelWarn
 	if r.status >= 500 {

@@ -64,8 +64,8 @@ func (h *Handlers) reconcileCalendar(c *fiber.Ctx, status int, form views.ReconR
 
 // ReconcileRun reconciles one account's business date now and shows the day.
 func (h *Handlers) ReconcileRun(c *fiber.Ctx) error {
-	id, err := strconv.ParseUint(c.FormValue("account"), 10, 64)
-	if err != nil {
+	id := parseID(c.FormValue("account"))
+	if id == 0 {
 		return fiber.ErrBadRequest
 	}
 	date := c.FormValue("date")

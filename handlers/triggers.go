@@ -181,9 +181,9 @@ func formRef(v string) (uint64, uint64) {
 	if v == "" {
 		return 0, 0
 	}
-	id, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || id == 0 {
-		id = ^uint64(0)
+	id := parseID(v)
+	if id == 0 {
+		id = math.MaxInt64 // no such row: the store says so next to the field
 	}
 	return id, id
 }
@@ -469,7 +469,7 @@ func (h *Handlers) WebhookDeliveries(c *fiber.Ctx) error {
 	if !slices.Contains(models.DeliveryStatuses, d.Status) {
 		d.Status = ""
 	}
-	d.Before, _ = strconv.ParseUint(c.Query("before"), 10, 64)
+	d.Before = parseID(c.Query("before"))
 	if m, err := h.Store.GetMerchantByCode(sc, e.MerchantCode); err == nil {
 		d.Loc = m.Location()
 	}

@@ -38,7 +38,7 @@ func (h *Handlers) SecondFactorSubmit(c *fiber.Ctx) error {
 	if IdentityOf(c).User != nil {
 		return redirect(c, form.Next)
 	}
-	ip := c.IP()
+	ip := ClientIP(c)
 	if ok, wait := h.Limiter.Allow(ip); !ok {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		h.Log.Warn("second sign-in step throttled", "ip", ip, "request_id", requestID(c))
@@ -175,7 +175,7 @@ func (h *Handlers) TwoFactorDisable(c *fiber.Ctx) error {
 	err := h.Store.DisableTOTP(actor(c), u.ID, strings.TrimSpace(c.FormValue("code")))
 	switch {
 	case errors.Is(err, models.ErrBadCode):
-		h.Limiter.Fail(c.IP())
+		h.Limiter.Fail(ClientIP(c))
 		return h.twoFactorPage(c, fiber.StatusUnprocessableEntity, views.TwoFactorData{DisableError: "twofa.err_code"})
 	case errors.Is(err, models.ErrTwoFactorNotEnabled):
 		return redirect(c, "/account/2fa")
@@ -225,7 +225,7 @@ func (h *Handlers) StepUpSubmit(c *fiber.Ctx) error {
 	id := IdentityOf(c)
 	form := views.StepUpForm{Next: SafeNext(c.FormValue("next")), Resubmit: c.FormValue("resubmit") == "1", TwoFactor: id.User.TwoFactor,
 		Cancel: SafeNext(c.FormValue("cancel"))}
-	ip := c.IP()
+	ip := ClientIP(c)
 	if ok, wait := h.Limiter.Allow(ip); !ok {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		form.Error = "auth.throttled"

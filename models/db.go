@@ -28,6 +28,21 @@ const (
 	MySQL  Dialect = "mysql"
 )
 
+// Network timeouts of a MySQL connection, unless the --db URL sets its own
+// (`?timeout=2s&readTimeout=0&writeTimeout=1m`, 0 for none). A database
+// that stops refuses or drops connections, which fails at once; these bound
+// the cases where it goes silent instead. The dial timeout keeps a page
+// under 2 s when the server's host is unreachable. The read timeout must
+// outlast the longest legitimate wait for an answer: a starting server
+// waits up to 120 s for another's migration lock, InnoDB waits 50 s for a
+// row lock. Give readTimeout=0 to `payfuse migrate` when a migration
+// rebuilds a very large table.
+const (
+	DefaultDialTimeout  = time.Second
+	DefaultReadTimeout  = 150 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+)
+
 // DSN is a parsed --db value: `sqlite:PATH` or `mysql://USER[:PASS]@HOST:PORT/DBNAME[?params]`.
 type DSN struct {
 	Dialect Dialect
@@ -72,9 +87,28 @@ func ParseDSN(s string) (DSN, error) {
 		cfg.Params = map[string]string{"charset": "utf8mb4"}
 		cfg.Collation = "utf8mb4_unicode_ci"
 		cfg.Params["time_zone"] = "'+00:00'"
+		cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = DefaultDialTimeout, DefaultReadTimeout, DefaultWriteTimeout
 		for k, vs := range u.Query() {
-			if len(vs) > 0 {
-				cfg.Params[k] = vs[len(vs)-1]
+			if len(vs) == 0 {
+				continue
+			}
+			v := vs[len(vs)-1]
+			var d *time.Duration
+			switch k {
+			case "timeout":
+				d = &cfg.Timeout
+			case "readTimeout":
+				d = &cfg.ReadTimeout
+			case "writeTimeout":
+				d = &cfg.WriteTimeout
+			default:
+				cfg.Params[k] = v
+				continue
+			}
+			if v == "0" {
+				*d = 0 // no limit
+			} else if *d, err = time.ParseDuration(v); err != nil || *d < 0 {
+				return DSN{}, fmt.Errorf("--db: %s=%q: want a duration such as 2s or 1m, or 0 for none", k, v)
 			}
 		}
 		return DSN{Dialect: MySQL, MySQL: cfg}, nil

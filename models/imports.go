@@ -139,7 +139,7 @@ func (s *Store) takenImport(db *gorm.DB, accountID uint64, hash string) (*Import
 func (s *Store) ImportStatement(a Actor, accountID uint64, f StatementFile) (ImportResult, error) {
 	var res ImportResult
 	if im, err := s.takenImport(s.DB, accountID, f.Hash); err != nil {
-		return res, err
+		return res, importFailure(f.Name, err)
 	} else if im != nil {
 		return ImportResult{ImportID: im.ID, AlreadyImported: true}, nil
 	}
@@ -206,11 +206,12 @@ func (s *Store) ImportStatement(a Actor, accountID uint64, f StatementFile) (Imp
 			MerchantCode: acct.MerchantCode, Detail: fmt.Sprintf("%s taken: %d rows, %d new, %d merged, %d duplicates", f.Name, g.stats.Rows, g.stats.Inserted, g.stats.Merged, g.stats.Duplicates)})
 	})
 	if err == nil {
+		s.Metrics.Ingested(SourceStatement, res.IngestStats)
 		return res, nil
 	}
 	reason, isRefusal := refusal(err)
 	if !isRefusal {
-		return res, err
+		return res, importFailure(f.Name, err)
 	}
 	// The file is refused whole; record why (the ledger is untouched).
 	raw, _ := json.Marshal(reason)

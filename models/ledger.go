@@ -779,6 +779,9 @@ func (s *Store) Ingest(a Actor, accountID uint64, source string, records []chann
 		stats = g.stats
 		return nil
 	})
+	if err == nil {
+		s.Metrics.Ingested(source, stats)
+	}
 	return stats, err
 }
 

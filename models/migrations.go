@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -65,7 +66,15 @@ func Migrate(db *gorm.DB, dialect Dialect) error {
 			defer conn.Exec("SELECT RELEASE_LOCK(LEFT(CONCAT('payfuse_migrate.', DATABASE()), 64))")
 		}
 		if err := conn.AutoMigrate(&schemaMigration{}); err != nil {
-			return fmt.Errorf("models: unable to create schema_migrations: %w", err)
+			// SQLite has no lock to take before this point: two processes
+			// starting on an empty file can both find the table missing, and
+			// the second CREATE fails. The table is there now; look again.
+			if !strings.Contains(err.Error(), "already exists") {
+				return fmt.Errorf("models: unable to create schema_migrations: %w", err)
+			}
+			if err := conn.AutoMigrate(&schemaMigration{}); err != nil {
+				return fmt.Errorf("models: unable to create schema_migrations: %w", err)
+			}
 		}
 		var newest int
 		if err := conn.Model(&schemaMigration{}).Select("COALESCE(MAX(version), 0)").Scan(&newest).Error; err != nil {

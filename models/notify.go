@@ -216,6 +216,7 @@ type notifyItem struct {
 // whole, each notification not yet decided is tried again on its own, so one
 // cannot fail another.
 func (s *Store) ingestNotifications(accountID uint64, items []*notifyItem) {
+	var merged *ingester // the batch's records, counted once committed
 	err := s.Tx(func(tx *gorm.DB) error {
 		// The ingester locks the account row first: nonces of one account
 		// are taken one transaction at a time.
@@ -277,8 +278,12 @@ func (s *Store) ingestNotifications(accountID uint64, items []*notifyItem) {
 		if err := g.add(records, 0); err != nil {
 			return err
 		}
+		merged = g
 		return g.finish()
 	})
+	if err == nil && merged != nil {
+		s.Metrics.NotificationsTaken(merged.acct.Channel, merged.stats)
+	}
 	var open []*notifyItem
 	for _, it := range items {
 		if !it.done {

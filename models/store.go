@@ -18,6 +18,8 @@ type Store struct {
 	Now func() time.Time
 	// Vault seals channel credentials; nil when no master key is configured.
 	Vault *Vault
+	// Metrics counts ingests, notifications and flow runs (metrics.go); nil counts nothing.
+	Metrics *Metrics
 }
 
 // NewStore wraps an open database.

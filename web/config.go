@@ -23,4 +23,13 @@ type Config struct {
 	// Flows is what the flow kinds need from outside the database (channel
 	// API addresses, the drop root). Serve runs the flow engine.
 	Flows kinds.Config
+	// MetricsAllow lists the client addresses/CIDRs that may read /metrics
+	// without a token, judged by the connection's own peer address (nil:
+	// loopback only; "none" alone: no address, the token only).
+	MetricsAllow []string
+	// MetricsToken, when set (16 characters or more), lets any address read
+	// /metrics with "Authorization: Bearer <token>".
+	MetricsToken string
+	// Pprof turns on the Go profiler at /debug/pprof/ for signed-in admins.
+	Pprof bool
 }

@@ -22,6 +22,10 @@ const (
 	// Bearer routes are the REST API's: an API token with the route's Perm,
 	// sent as Authorization: Bearer; never a session (so no role passes).
 	Bearer
+	// Monitor routes are the monitoring system's: a connection from an
+	// address on the metrics allow-list, or the metrics token; never a
+	// session (so no role passes). Anything else is 403.
+	Monitor
 )
 
 // Allows reports whether a role passes the check (role "" = anonymous).
@@ -31,7 +35,7 @@ func (a Access) Allows(role models.Role) bool {
 		return true
 	case Anyone:
 		return role != ""
-	case Bearer:
+	case Bearer, Monitor:
 		return false
 	}
 	if role == models.RoleAdmin {
@@ -78,7 +82,7 @@ type Route struct {
 
 // Routes is PayFuse's routes table: every route, the role it needs, once.
 // A test walks it and proves each route refuses the wrong people.
-func Routes(h *handlers.Handlers) []Route {
+func Routes(h *handlers.Handlers, ops *Ops) []Route {
 	return []Route{
 		// Sign-in and session.
 		{Method: "GET", Path: "/login", Access: Public, Handler: h.LoginForm},
@@ -88,6 +92,12 @@ func Routes(h *handlers.Handlers) []Route {
 		{Method: "POST", Path: "/logout", Access: Anyone, Handler: h.Logout, DuringPasswordChange: true, DuringEnrolment: true},
 		{Method: "POST", Path: "/lang", Access: Public, Handler: h.SetLanguage, DuringPasswordChange: true, DuringEnrolment: true},
 		{Method: "GET", Path: "/healthz", Access: Public, Handler: h.Healthz, API: true},
+
+		// Operations: readiness (database and schema), metrics for Prometheus,
+		// and the Go profiler (admins, and only with serve --pprof).
+		{Method: "GET", Path: "/readyz", Access: Public, Handler: h.Readyz, API: true},
+		{Method: "GET", Path: "/metrics", Access: Monitor, Handler: ops.Metrics, API: true},
+		{Method: "GET", Path: "/debug/pprof/*", Access: Admin, Handler: ops.Pprof},
 
 		// Own account.
 		{Method: "GET", Path: "/account", Access: Anyone, Handler: h.Account, DuringPasswordChange: true, DuringEnrolment: true},

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
@@ -32,6 +33,10 @@ type Server struct {
 	Routes []Route
 	cfg    Config
 	log    *slog.Logger
+	ops    *Ops // the metrics registry, /metrics access and the profiler (metrics.go)
+	// ShutdownGrace bounds a graceful stop (zero: DefaultShutdownGrace);
+	// flows still running then get flows.DefaultStopGrace more to checkpoint.
+	ShutdownGrace time.Duration
 }
 
 // New builds the console over store.
@@ -55,6 +60,10 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	if cfg.LoginFailureWindow <= 0 {
 		cfg.LoginFailureWindow = 15 * time.Minute
 	}
+	ops, err := newOps(cfg, store, log)
+	if err != nil {
+		return nil, err
+	}
 	engine := flows.New(store)
 	engine.Logger = log
 	engine.Alerter = kinds.StoreAlerter{Store: store}
@@ -64,7 +73,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 		Limiter:    handlers.NewLimiter(cfg.LoginFailuresPerAddress, cfg.LoginFailureWindow),
 		APILimiter: handlers.NewRateLimiter(handlers.DefaultAPIRate, time.Minute),
 	}
-	s := &Server{H: h, cfg: cfg, log: log}
+	s := &Server{H: h, cfg: cfg, log: log, ops: ops}
 	fc := fiber.Config{
 		AppName:               "PayFuse",
 		ErrorHandler:          s.handleError,
@@ -77,15 +86,23 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 		EnableIPValidation:    true,
 	}
 	if len(cfg.TrustedProxies) > 0 {
+		// Fiber believes X-Forwarded-Proto/-Host only from these; the client
+		// address is clientIPs' (Fiber's ProxyHeader would take the header's
+		// first address, which the client writes).
 		fc.EnableTrustedProxyCheck = true
 		fc.TrustedProxies = cfg.TrustedProxies
-		fc.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	clientIP, err := newClientIPs(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	app := fiber.New(fc)
 	app.Server().HeaderReceived = h.UploadRequestConfig // statement uploads only: larger body, longer read
 	s.App = app
 
 	app.Use(requestid.New())
+	app.Use(clientIP.middleware)
+	app.Use(ops.observe)
 	app.Use(s.logRequests)
 	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		log.Error("panic", "panic", fmt.Sprint(e), "request_id", c.Locals("requestid"), "stack", string(debug.Stack()))
@@ -93,15 +110,17 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	app.Use(s.securityHeaders)
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 365 * 24 * 3600}))
 	app.Use(func(c *fiber.Ctx) error {
-		if handlers.IsAPIPath(c.Path()) {
-			return c.Next() // the REST API authenticates by bearer token: no session, no cookies
+		if handlers.IsAPIPath(c.Path()) || noSessionPath(c.Path()) {
+			return c.Next() // the REST API authenticates by bearer token, probes and metrics not at all: no session, no cookies
 		}
 		return h.LoadIdentity(c)
 	})
 
-	s.Routes = Routes(h)
+	app.Use(refuseInvalidText)
+
+	s.Routes = Routes(h, ops)
 	for _, r := range s.Routes {
-		app.Add(r.Method, r.Path, s.guard(r), r.Handler)
+		app.Add(r.Method, r.Path, ops.label(r), s.guard(r), r.Handler)
 	}
 	h.CanAccess = s.canAccess
 	return s, nil
@@ -118,7 +137,7 @@ func (s *Server) canAccess(role models.Role, path string) bool {
 }
 
 // Listen serves on cfg.Addr until ctx ends, then shuts down gracefully:
-// requests in flight get up to 10 seconds to finish.
+// requests in flight and running flows get up to ShutdownGrace (10 s) to finish.
 func (s *Server) Listen(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
@@ -136,20 +155,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.App.Listener(ln) }()
 	var err error
+	shutdown := false
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		s.log.Info("shutting down")
-		err = s.App.ShutdownWithTimeout(10 * time.Second)
+		shutdown = true
 	}
-	// Running flows finish (or checkpoint and are marked interrupted).
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Requests in flight and running flows share one grace period, so the
+	// whole stop fits a process manager's (Docker waits 10 s, Kubernetes
+	// 30 s): the flows take no new work from now on, finish within the grace
+	// or are then cancelled — they checkpoint, are marked interrupted and
+	// give up their leases (flows.Engine.Stop) — while the listener closes
+	// and the requests in flight finish.
+	grace := s.ShutdownGrace
+	if grace <= 0 {
+		grace = DefaultShutdownGrace
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if serr := s.H.Flows.Stop(stopCtx); serr != nil {
+	flowsStopped := make(chan error, 1)
+	go func() { flowsStopped <- s.H.Flows.Stop(stopCtx) }()
+	if shutdown {
+		if err = s.App.ShutdownWithTimeout(grace); errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("shutdown: requests still in flight after %v were cut off (what they had not committed is rolled back)", grace)
+		}
+	}
+	if serr := <-flowsStopped; serr != nil {
 		s.log.Warn("flow engine did not stop cleanly", "err", serr)
 	}
+	s.log.Info("stopped")
 	return err
 }
+
+// DefaultShutdownGrace is how long Serve lets requests in flight and
+// running flows finish after its context ends.
+const DefaultShutdownGrace = 10 * time.Second
 
 func (s *Server) purgeSessions(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
@@ -187,7 +228,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	}
 	attrs := []any{
 		"method", c.Method(), "path", c.Path(), "status", c.Response().StatusCode(),
-		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.IP(),
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", handlers.ClientIP(c),
 		"request_id", c.Locals("requestid"),
 	}
 	if id := handlers.IdentityOf(c); id.User != nil {
@@ -196,7 +237,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	if auth := handlers.APIAuthOf(c); auth != nil {
 		attrs = append(attrs, "token", auth.Token.Name)
 	}
-	if !strings.HasPrefix(c.Path(), "/static/") {
+	if !strings.HasPrefix(c.Path(), "/static/") && !(noSessionPath(c.Path()) && c.Response().StatusCode() < 400) { // probes and scrapes: only failures
 		s.log.Info("request", attrs...)
 	}
 	return nil
@@ -239,6 +280,9 @@ func (s *Server) guard(r Route) fiber.Handler {
 		// A token, not the session: no role, CSRF or step-up checks apply.
 		return s.H.APIGuard(r.Perm)
 	}
+	if r.Access == Monitor {
+		return s.ops.allowScrape // an allowed address or the metrics token, never a session
+	}
 	return func(c *fiber.Ctx) error {
 		id := handlers.IdentityOf(c)
 		var role models.Role
@@ -277,7 +321,7 @@ func (s *Server) guard(r Route) fiber.Handler {
 		}
 		if !isSafeMethod(c.Method()) {
 			if err := checkCSRF(c, id.CSRF); err != nil {
-				s.log.Warn("csrf refused", "path", c.Path(), "ip", c.IP(), "reason", err.Error(), "request_id", c.Locals("requestid"))
+				s.log.Warn("csrf refused", "path", c.Path(), "ip", handlers.ClientIP(c), "reason", err.Error(), "request_id", c.Locals("requestid"))
 				return errCSRF
 			}
 		}
@@ -332,21 +376,56 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.log.Error("request failed", "err", err.Error(), "method", c.Method(), "path", c.Path(), "request_id", rid)
 	}
 	key := errorKey(code, err == error(errCSRF))
-	if models.IsBusy(err) {
-		// A write waited out the lock (on SQLite, a large import holds it):
-		// nothing changed, and it will work shortly.
-		code, key = fiber.StatusServiceUnavailable, "busy"
-		c.Set(fiber.HeaderRetryAfter, "30")
+	if dcode, dkey, ok := databaseFault(c, err); ok {
+		// Busy, full or unreachable (dbfaults.go): nothing changed; a friendly page, never a hang.
+		code, key = dcode, dkey
 	}
 	c.Response().ResetBody()
 	if strings.HasPrefix(c.Path(), "/api/") || c.Path() == "/healthz" || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
 		return c.Status(code).JSON(fiber.Map{"error": fiber.Map{"code": key, "message": http.StatusText(code), "request_id": rid}})
 	}
 	f := s.H.Frame(c)
+	if f.User == nil {
+		f.Lang = visitorLang(c) // also when the session could not be read (the database is away)
+	}
 	if rerr := s.H.RenderFrame(c, code, f, errorPage(code, key, rid, f.User != nil)); rerr != nil {
 		s.log.Error("error page failed", "err", rerr.Error(), "request_id", rid)
 		c.Response().ResetBody()
 		return c.Status(code).SendString(http.StatusText(code))
 	}
 	return nil
+}
+
+// refuseInvalidText answers 400 to a request whose query or form values are
+// not UTF-8: nothing the console stores may hold them (MySQL refuses them
+// outright, SQLite would keep bytes no page can show). Notifications are
+// left to their channels' verifiers.
+func refuseInvalidText(c *fiber.Ctx) error {
+	if strings.HasPrefix(c.Path(), "/notify/") {
+		return c.Next()
+	}
+	bad := false
+	check := func(_, v []byte) {
+		if !utf8.Valid(v) {
+			bad = true
+		}
+	}
+	c.Request().URI().QueryArgs().VisitAll(check)
+	c.Request().PostArgs().VisitAll(check)
+	// A small multipart form is parsed here (the handler reuses the parse);
+	// a statement upload is left to its handler, which streams it and reads
+	// only numeric fields besides the file.
+	if strings.HasPrefix(string(c.Request().Header.ContentType()), fiber.MIMEMultipartForm) && c.Request().Header.ContentLength() >= 0 && c.Request().Header.ContentLength() < 1<<20 {
+		if form, err := c.MultipartForm(); err == nil {
+			for _, vs := range form.Value {
+				for _, v := range vs {
+					check(nil, []byte(v))
+				}
+			}
+		}
+	}
+	if bad {
+		return fiber.NewError(fiber.StatusBadRequest, "text that is not UTF-8")
+	}
+	return c.Next()
 }

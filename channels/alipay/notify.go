@@ -119,7 +119,7 @@ func notifyErr(reason, en, zh string, args ...any) *NotifyError {
 //     amounts mean the same for every channel: what the merchant is paid.
 //     total_amount must be above zero either way; it stays in Raw.
 //   - Payer is buyer_logon_id, else buyer_id, else buyer_open_id, masked.
-//     Raw holds every parameter except sign.
+//     Raw holds every parameter except sign and notify_time.
 func VerifyNotification(form url.Values, creds map[string][]byte) (channels.Record, error) {
 	params := make(map[string]string, len(form))
 	for k, vs := range form {
@@ -358,7 +358,10 @@ func signContent(params map[string]string, skipEmpty bool) string {
 func notificationRecord(params map[string]string) (channels.Record, error) {
 	raw := make(map[string]string, len(params))
 	for k, v := range params {
-		if k != "sign" {
+		// Alipay repeats an unanswered notification with the same notify_id
+		// and a new notify_time (and so a new sign): without those two a
+		// repeat is the same evidence, and the ledger keeps it once.
+		if k != "sign" && k != "notify_time" {
 			raw[k] = v
 		}
 	}

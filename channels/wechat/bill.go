@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"payfuse/channels"
 )
@@ -243,6 +244,10 @@ func (p *billParser) run(br *bufio.Reader) error {
 				break
 			}
 			continue
+		}
+		if !utf8.Valid(raw) {
+			return channels.Refuse(lineNo, "The line is not valid UTF-8; WeChat Pay bills are UTF-8 (was the file re-saved in another encoding?).",
+				"该行不是有效的 UTF-8；微信支付账单为 UTF-8 编码（文件是否被另存为其他编码？）。")
 		}
 		line := string(raw)
 		switch state {
