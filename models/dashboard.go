@@ -285,10 +285,10 @@ func (s *Store) dashboardRollups(sc Scope, d *Dashboard) error {
 			}
 		}
 		for k, sh := range p.channelShare {
-			addShare(channelShare, k, sh)
+			share(channelShare, k, sh.GMV, sh.Payments)
 		}
 		for k, sh := range p.methodShare {
-			addShare(methodShare, k, sh)
+			share(methodShare, k, sh.GMV, sh.Payments)
 		}
 		for id, r := range p.accounts {
 			acc := accounts[id]
@@ -379,8 +379,8 @@ func (s *Store) readRollupPart(sc Scope, d *Dashboard, index map[string]int, p *
 		sr.GMV[at] += r.AmountSucceeded
 		sr.Payments[at] += r.Payments
 		sr.succeeded[at] += r.PaymentsSucceeded
-		share(p.channelShare, r.Channel, &r)
-		share(p.methodShare, r.Method, &r)
+		share(p.channelShare, r.Channel, r.AmountSucceeded, r.Payments)
+		share(p.methodShare, r.Method, r.AmountSucceeded, r.Payments)
 		d.Refunds[at] += r.Refunds
 		d.RefundAmount[at] += r.RefundAmount
 		d.Fees[at] += r.Fees
@@ -407,16 +407,6 @@ func (r *dashboardRow) addSums(o *dashboardRow) {
 	r.Fees += o.Fees
 }
 
-func addShare(m map[string]*DashboardShare, key string, o *DashboardShare) {
-	sh := m[key]
-	if sh == nil {
-		sh = &DashboardShare{Key: key}
-		m[key] = sh
-	}
-	sh.GMV += o.GMV
-	sh.Payments += o.Payments
-}
-
 // scanInt scans an integer column without database/sql's reflection: the
 // dashboard reads eleven of them per rollup row, thousands of rows a page.
 type scanInt int64
@@ -441,14 +431,15 @@ func (v *scanInt) Scan(src any) error {
 	return nil
 }
 
-func share(m map[string]*DashboardShare, key string, r *dashboardRow) {
+// share adds gmv and payments to key's share in m.
+func share(m map[string]*DashboardShare, key string, gmv, payments int64) {
 	sh := m[key]
 	if sh == nil {
 		sh = &DashboardShare{Key: key}
 		m[key] = sh
 	}
-	sh.GMV += r.AmountSucceeded
-	sh.Payments += r.Payments
+	sh.GMV += gmv
+	sh.Payments += payments
 }
 
 func sortedShares(m map[string]*DashboardShare) []DashboardShare {
