@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -186,7 +187,9 @@ func TestSweepNotificationAttacks(t *testing.T) {
 		if rows, srcs := sources(); rows != 1 || srcs != 1 {
 			t.Errorf("a replayed Alipay form left %d rows, %d sources; want 1 and 1", rows, srcs)
 		}
-		later := f.alipayPayment("2026030122001499990000000005", "5.00")
+		// The same notification, only notify_time new (gmt_payment and the
+		// rest as first sent: building it again would move them on the clock).
+		later := maps.Clone(p)
 		later["notify_time"] = time.Now().Add(72 * time.Hour).In(time.FixedZone("CST", 8*3600)).Format(time.DateTime)
 		if status, ans := f.postAlipay(f.ap.ID, alipay.BuildTestNotification(f.apKey, later)); status != http.StatusOK || ans != "success" {
 			t.Errorf("the repeat three days on: %d %q, want success", status, ans)
