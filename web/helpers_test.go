@@ -41,6 +41,7 @@ type client struct {
 	srv     *web.Server
 	cookies map[string]string
 	header  http.Header // extra headers on every request
+	host    string      // the request's Host when set (a header named Host is not sent)
 }
 
 func newClient(t *testing.T, srv *web.Server) *client {
@@ -59,6 +60,9 @@ func (c *client) do(method, path string, form url.Values, hdr ...string) resp {
 		body = strings.NewReader(form.Encode())
 	}
 	req := httptest.NewRequest(method, path, body)
+	if c.host != "" {
+		req.Host = c.host
+	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
