@@ -82,15 +82,6 @@ func (t *DashboardTotals) add(r *dashboardRow) {
 	t.Fees += r.Fees
 }
 
-func (t *DashboardTotals) addTotals(o *DashboardTotals) {
-	t.GMV += o.GMV
-	t.Payments += o.Payments
-	t.Succeeded += o.Succeeded
-	t.Refunds += o.Refunds
-	t.RefundAmount += o.RefundAmount
-	t.Fees += o.Fees
-}
-
 func (t *DashboardTotals) finish() {
 	t.Net = t.GMV - t.RefundAmount - t.Fees
 	t.SuccessRate = rate(t.Succeeded, t.Payments)
@@ -298,10 +289,12 @@ func (s *Store) dashboardRollups(sc Scope, d *Dashboard) error {
 			}
 			acc.addSums(r)
 		}
-		d.Totals.addTotals(&p.totals)
 		for date, day := range p.scoreSums {
 			d.scoreSums[date] = day
 		}
+	}
+	for _, acc := range accounts { // every row belongs to one account: their sums are the totals
+		d.Totals.add(acc)
 	}
 	d.Totals.finish()
 	for _, sr := range series {
@@ -322,7 +315,6 @@ type rollupPart struct {
 	series                    map[string]*DashboardSeries
 	channelShare, methodShare map[string]*DashboardShare
 	accounts                  map[uint64]*dashboardRow
-	totals                    DashboardTotals
 	scoreSums                 DaySums
 }
 
@@ -384,7 +376,6 @@ func (s *Store) readRollupPart(sc Scope, d *Dashboard, index map[string]int, p *
 		d.Refunds[at] += r.Refunds
 		d.RefundAmount[at] += r.RefundAmount
 		d.Fees[at] += r.Fees
-		p.totals.add(&r)
 		acc := p.accounts[r.AccountID]
 		if acc == nil {
 			acc = &dashboardRow{AccountID: r.AccountID}

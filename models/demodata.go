@@ -19,7 +19,7 @@ import (
 
 // Limits of the demo history generator.
 const (
-	DemoMaxTransactions = 5_000_000
+	DemoMaxTransactions = 20_000_000
 	DemoMaxDays         = 366
 	DemoDefaultDays     = 90
 )

@@ -283,12 +283,16 @@ func (s *Store) occurredBounds(scope Scope, f LedgerFilter) (lo, hi time.Time, e
 // rows already in order and stops after one page; MariaDB's optimizer
 // otherwise sometimes prefers a narrower range and sorts. Search and amount
 // ranges are left to the optimizer (search: index_merge over three indexes).
+// One merchant with a status filter walks (merchant_code, status, occurred_at,
+// id): a rare status would otherwise cost the merchant's whole index.
 func ledgerIndexHint(f LedgerFilter, merchants int) string {
 	if f.Query != "" || f.AmountMin != nil || f.AmountMax != nil {
 		return ""
 	}
-	switch {
-	case f.Merchant != "" || merchants == 1:
+	switch one := f.Merchant != "" || merchants == 1; {
+	case one && f.Status != "":
+		return ixTxnMerchantStatus
+	case one:
 		return "ix_txn_merchant_occurred"
 	case f.Status != "":
 		return "ix_txn_status_occurred"

@@ -196,8 +196,33 @@ func TestLedgerScope(t *testing.T) {
 			t.Fatalf("two-merchant scope: row %d is %d, want %d", i, got[i].ID, want[i].ID)
 		}
 	}
+	// A status filter walks each merchant's (merchant, status) index on
+	// MySQL: the same rows, in the same order, as the unscoped list.
+	failed := LedgerFilter{Status: channels.StatusFailed}
+	got, want = listAll(t, s, both, failed, 2), listAll(t, s, Scope{All: true}, failed, 50)
+	if len(got) != 3 || len(got) != len(want) {
+		t.Fatalf("two-merchant scope, failed: %d rows, want 3 (unscoped: %d)", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].ID != want[i].ID || got[i].Status != channels.StatusFailed {
+			t.Fatalf("two-merchant scope, failed: row %d is %d (%s), want %d", i, got[i].ID, got[i].Status, want[i].ID)
+		}
+	}
 	if rows, _, _ := s.ListTransactions(Scope{}, LedgerFilter{}, LedgerCursor{}, 10); len(rows) != 0 {
 		t.Error("an empty scope shows rows")
+	}
+}
+
+// Every index the ledger list may force exists after the migrations.
+func TestLedgerIndexHintsExist(t *testing.T) {
+	s, _ := testStore(t)
+	for _, f := range []LedgerFilter{{}, {Merchant: "M"}, {Merchant: "M", Status: "failed"}, {Status: "failed"},
+		{Channel: "wechat"}, {Method: "app"}, {Kind: "refund"}} {
+		for _, merchants := range []int{0, 1, 2} {
+			if ix := ledgerIndexHint(f, merchants); ix != "" && !s.DB.Migrator().HasIndex("transactions", ix) {
+				t.Errorf("%+v, %d merchants: the hint names %s, which does not exist", f, merchants, ix)
+			}
+		}
 	}
 }
 
