@@ -85,17 +85,19 @@ func (s *Store) TransactionSources(id uint64) ([]TransactionSource, error) {
 func (s *Store) LinkedTransactions(scope Scope, t *Transaction) ([]Transaction, error) {
 	var out []Transaction
 	q := s.DB.Scopes(scope.Filter("merchant_code")).Where("channel = ?", t.Channel)
-	if t.Kind == channels.KindPayment {
-		q = q.Where("kind = ? AND (payment_id = ? OR payment_ref = ?)", channels.KindRefund, t.ID, t.ChannelRef).Order("occurred_at, id").Limit(200)
-	} else {
-		if t.PaymentID == nil && t.PaymentRef == "" {
-			return nil, nil
-		}
-		var pid uint64
-		if t.PaymentID != nil {
-			pid = *t.PaymentID
-		}
-		q = q.Where("kind = ? AND (id = ? OR channel_ref = ?)", channels.KindPayment, pid, t.PaymentRef).Limit(1)
+	// Each side is one indexed equality. A refund's payment_id is only ever
+	// set to the payment whose channel_ref its payment_ref names (ingest
+	// links them so), so payment_ref alone finds every refund: an OR with
+	// payment_id, which has no index, made MySQL scan the whole ledger.
+	switch {
+	case t.Kind == channels.KindPayment:
+		q = q.Where("kind = ? AND payment_ref = ?", channels.KindRefund, t.ChannelRef).Order("occurred_at, id").Limit(200)
+	case t.PaymentRef != "":
+		q = q.Where("kind = ? AND channel_ref = ?", channels.KindPayment, t.PaymentRef).Limit(1)
+	case t.PaymentID != nil:
+		q = q.Where("kind = ? AND id = ?", channels.KindPayment, *t.PaymentID).Limit(1)
+	default:
+		return nil, nil
 	}
 	if err := q.Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("ledger: unable to read the transactions linked to %d: %w", t.ID, err)
