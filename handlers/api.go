@@ -99,6 +99,8 @@ func (h *Handlers) toAPIError(c *fiber.Ctx, err error) *APIError {
 		return apiFieldErr(http.StatusUnprocessableEntity, "validation_failed", fields[0], apiMessage(fe[fields[0]]))
 	case errors.Is(err, models.ErrNotFound):
 		return apiErr(http.StatusNotFound, "not_found", "No such object (or not in the token's merchant scope).")
+	case errors.Is(err, models.ErrReadTooLong):
+		return apiErr(http.StatusUnprocessableEntity, "filter_too_broad", "The database stopped this query at its time limit: the filter matches too few rows of a large ledger to find them quickly. Add a date range (from/to) or a merchant, or narrow the amount range.")
 	case models.IsBusy(err):
 		c.Set(fiber.HeaderRetryAfter, "30")
 		return apiErr(http.StatusServiceUnavailable, "busy", "The database is busy with a large write; nothing changed. Retry shortly.")

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bufio"
+	"errors"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -59,12 +60,26 @@ func (h *Handlers) LedgerList(c *fiber.Ctx) error {
 	} else {
 		after := models.ParseLedgerCursor(vals.Get("after"))
 		rows, next, err := h.Store.ListTransactions(sc, f, after, models.LedgerPageSize)
-		if err != nil {
+		switch {
+		case errors.Is(err, models.ErrReadTooLong):
+			// Said on the page like a filter mistake: the user can act on it.
+			d.TooLong, status = true, fiber.StatusUnprocessableEntity
+		case err != nil:
 			return err
 		}
-		n, more, err := h.Store.CountTransactions(sc, f, models.LedgerCountCap)
-		if err != nil {
-			return err
+		n, more := len(rows), false
+		switch {
+		case d.TooLong:
+		case !after.IsZero() || !next.IsZero():
+			// More than this page: count (up to the cap), unless the database
+			// cannot in its short limit — then "at least this page".
+			n, more, err = h.Store.CountTransactions(sc, f, models.LedgerCountCap)
+			if errors.Is(err, models.ErrReadTooLong) {
+				n, more, err = len(rows), true, nil
+			}
+			if err != nil {
+				return err
+			}
 		}
 		d.Rows, d.Count, d.More = rows, n, more
 		q := f.Values()

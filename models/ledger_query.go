@@ -32,8 +32,10 @@ import (
 const LedgerPageSize = 50
 
 // LedgerCountCap is where the ledger stops counting: beyond it the page
-// says "10,000+".
-const LedgerCountCap = 10000
+// says "more than 1,000". Counting reads every matching row up to the cap,
+// so the cap is what a filtered page costs beyond its own 50 rows; at
+// 10,000 it was most of a page's time on a 10-million-row ledger.
+const LedgerCountCap = 1000
 
 // ledgerKinds and LedgerStatuses are the canonical codes a filter accepts.
 var (
@@ -192,12 +194,11 @@ func cursorOf(t *Transaction) LedgerCursor {
 	return c
 }
 
-// ledgerBase is the filtered, scoped query without order or cursor. With
-// forList it adds an occurred_at bound derived from the business-date range
-// (so the (…, occurred_at, id) indexes can seek); counting leaves it out and
-// lets the biz_date index answer alone.
-func (s *Store) ledgerBase(scope Scope, f LedgerFilter, forList bool) (*gorm.DB, error) {
-	q := s.DB.Model(&Transaction{}).Scopes(scope.Filter("merchant_code"))
+// ledgerBase is the filtered, scoped query without order or cursor. A
+// business-date range also bounds occurred_at (so the (…, occurred_at, id)
+// indexes can seek).
+func (s *Store) ledgerBase(db *gorm.DB, scope Scope, f LedgerFilter) (*gorm.DB, error) {
+	q := db.Model(&Transaction{}).Scopes(scope.Filter("merchant_code"))
 	if f.Merchant != "" {
 		q = q.Where("merchant_code = ?", f.Merchant)
 	}
@@ -223,12 +224,9 @@ func (s *Store) ledgerBase(scope Scope, f LedgerFilter, forList bool) (*gorm.DB,
 		q = q.Where("(merchant_order_no = ? OR channel_ref = ? OR refund_no = ?)", f.Query, f.Query, f.Query)
 	}
 	if f.DateFrom != "" || f.DateTo != "" {
-		var lo, hi time.Time
-		if forList {
-			var err error
-			if lo, hi, err = s.occurredBounds(scope, f); err != nil {
-				return nil, err
-			}
+		lo, hi, err := s.occurredBounds(scope, f)
+		if err != nil {
+			return nil, err
 		}
 		if f.DateFrom != "" {
 			q = q.Where("biz_date >= ?", f.DateFrom)
@@ -281,19 +279,22 @@ func (s *Store) occurredBounds(scope Scope, f LedgerFilter) (lo, hi time.Time, e
 // ledgerIndexHint names the index MySQL should walk for a list query. With
 // one equality filter and no search the (col, occurred_at, id) index reads
 // rows already in order and stops after one page; MariaDB's optimizer
-// otherwise sometimes prefers a narrower range and sorts. Search and amount
-// ranges are left to the optimizer (search: index_merge over three indexes).
-// One merchant with a status filter walks (merchant_code, status, occurred_at,
-// id): a rare status would otherwise cost the merchant's whole index.
+// otherwise sometimes prefers a narrower range and sorts. Search is left to
+// the optimizer (index_merge over three indexes). An amount range is tested
+// on the rows of the walk: left to itself, MariaDB read the amount index's
+// range (millions of rows for a common price band) and sorted it.
+// One merchant walks its own indexes (ledger_migration.go), which carry the
+// other filter columns; with a status filter, the (merchant_code, status, …)
+// one: a rare status would otherwise cost the merchant's whole index.
 func ledgerIndexHint(f LedgerFilter, merchants int) string {
-	if f.Query != "" || f.AmountMin != nil || f.AmountMax != nil {
+	if f.Query != "" {
 		return ""
 	}
 	switch one := f.Merchant != "" || merchants == 1; {
 	case one && f.Status != "":
 		return ixTxnMerchantStatus
 	case one:
-		return "ix_txn_merchant_occurred"
+		return ixTxnMerchantWalk
 	case f.Status != "":
 		return "ix_txn_status_occurred"
 	case f.Channel != "":
@@ -312,22 +313,45 @@ func ledgerIndexHint(f LedgerFilter, merchants int) string {
 // A user scoped to several merchants (and not filtering one) gets one
 // indexed walk per merchant, merged here: an IN list cannot read the
 // (merchant_code, occurred_at, id) index in order.
-func (s *Store) ListTransactions(scope Scope, f LedgerFilter, after LedgerCursor, limit int) ([]Transaction, LedgerCursor, error) {
+//
+// On MySQL the database stops the page's reads after LedgerReadLimit
+// (ErrReadTooLong): a filter that matches almost nothing can otherwise walk
+// millions of rows while every other page waits.
+func (s *Store) ListTransactions(scope Scope, f LedgerFilter, after LedgerCursor, limit int) (rows []Transaction, next LedgerCursor, err error) {
+	err = s.limitedRead(LedgerReadLimit, func(db *gorm.DB) error {
+		rows, next, err = s.listTransactions(db, scope, f, after, limit)
+		return err
+	})
+	return rows, next, err
+}
+
+// LedgerReadLimit is how long the database may spend on one ledger page's
+// rows; ledgerCountLimit on counting them (past it the page says "50+").
+const (
+	LedgerReadLimit  = 3 * time.Second
+	ledgerCountLimit = 500 * time.Millisecond
+)
+
+func (s *Store) listTransactions(db *gorm.DB, scope Scope, f LedgerFilter, after LedgerCursor, limit int) ([]Transaction, LedgerCursor, error) {
 	if limit <= 0 {
 		limit = LedgerPageSize
 	}
 	var rows []Transaction
 	if !scope.All && f.Merchant == "" && len(scope.Merchants) > 1 && f.Query == "" {
+		// Each walk yields only its keys (read from the index the walk is
+		// on); the page's rows are read whole afterwards, by id. Reading
+		// every walk's rows whole read and decoded three pages to show one.
+		var keys []Transaction
 		for _, m := range scope.Merchants {
 			g := f
 			g.Merchant = m
-			part, err := s.listPage(scope, g, after, limit+1)
+			part, err := s.listPage(db, scope, g, after, limit+1, "id", "occurred_at")
 			if err != nil {
 				return nil, LedgerCursor{}, err
 			}
-			rows = append(rows, part...)
+			keys = append(keys, part...)
 		}
-		slices.SortFunc(rows, func(a, b Transaction) int {
+		slices.SortFunc(keys, func(a, b Transaction) int {
 			if c := cursorOf(&b).At.Compare(cursorOf(&a).At); c != 0 {
 				return c
 			}
@@ -339,9 +363,14 @@ func (s *Store) ListTransactions(scope Scope, f LedgerFilter, after LedgerCursor
 			}
 			return 0
 		})
+		keys = keys[:min(len(keys), limit+1)]
+		var err error
+		if rows, err = s.transactionsByID(db, scope, keys); err != nil {
+			return nil, LedgerCursor{}, err
+		}
 	} else {
 		var err error
-		if rows, err = s.listPage(scope, f, after, limit+1); err != nil {
+		if rows, err = s.listPage(db, scope, f, after, limit+1); err != nil {
 			return nil, LedgerCursor{}, err
 		}
 	}
@@ -353,19 +382,42 @@ func (s *Store) ListTransactions(scope Scope, f LedgerFilter, after LedgerCursor
 	return rows, next, nil
 }
 
-func (s *Store) listPage(scope Scope, f LedgerFilter, after LedgerCursor, limit int) ([]Transaction, error) {
-	q, err := s.ledgerBase(scope, f, true)
+// transactionsByID reads the rows of keys whole, in the keys' order.
+func (s *Store) transactionsByID(db *gorm.DB, scope Scope, keys []Transaction) ([]Transaction, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ids := make([]uint64, len(keys))
+	at := make(map[uint64]int, len(keys))
+	for i := range keys {
+		ids[i], at[keys[i].ID] = keys[i].ID, i
+	}
+	var found []Transaction
+	if err := db.Model(&Transaction{}).Scopes(scope.Filter("merchant_code")).Where("id IN ?", ids).Find(&found).Error; err != nil {
+		return nil, fmt.Errorf("ledger: unable to list transactions: %w", err)
+	}
+	placed := make([]Transaction, len(keys))
+	for i := range found {
+		placed[at[found[i].ID]] = found[i]
+	}
+	rows := placed[:0]
+	for _, t := range placed {
+		if t.ID != 0 { // read in the walk, so present; kept safe all the same
+			rows = append(rows, t)
+		}
+	}
+	return rows, nil
+}
+
+// listPage runs one walk of the ledger: the filtered rows after the cursor,
+// newest first; cols, when given, are the only columns read.
+func (s *Store) listPage(db *gorm.DB, scope Scope, f LedgerFilter, after LedgerCursor, limit int, cols ...string) ([]Transaction, error) {
+	q, err := s.ledgerWalk(db, scope, f)
 	if err != nil {
 		return nil, err
 	}
-	if s.Dialect == MySQL {
-		n := 0
-		if !scope.All {
-			n = len(scope.Merchants)
-		}
-		if ix := ledgerIndexHint(f, n); ix != "" {
-			q = q.Table("transactions FORCE INDEX (" + ix + ")")
-		}
+	if len(cols) > 0 {
+		q = q.Select(cols)
 	}
 	if !after.IsZero() {
 		// The redundant first bound lets every engine seek the index.
@@ -378,19 +430,82 @@ func (s *Store) listPage(scope Scope, f LedgerFilter, after LedgerCursor, limit 
 	return rows, nil
 }
 
+// ledgerWalk is the filtered query a list page and its count both run: on
+// MySQL held to the index ledgerIndexHint names, so that the count stops
+// after limit rows of the same walk instead of the optimizer's guess (which
+// at 10 million rows chose an amount range of two million rows, or a date
+// index needing a row lookup per entry).
+func (s *Store) ledgerWalk(db *gorm.DB, scope Scope, f LedgerFilter) (*gorm.DB, error) {
+	q, err := s.ledgerBase(db, scope, f)
+	if err != nil {
+		return nil, err
+	}
+	if s.Dialect == MySQL {
+		n := 0
+		if !scope.All {
+			n = len(scope.Merchants)
+		}
+		ix := ledgerIndexHint(f, n)
+		if ix != "" && (f.AmountMin != nil || f.AmountMax != nil) {
+			narrow, err := s.narrowAmountRange(db, f)
+			if err != nil {
+				return nil, err
+			}
+			if narrow {
+				ix = "ix_txn_amount"
+			}
+		}
+		if ix != "" {
+			q = q.Table("transactions FORCE INDEX (" + ix + ")")
+		}
+	}
+	return q, nil
+}
+
+// amountIndexRows is the most rows of an amount range read through the
+// amount index (and then sorted by time): up to it, that beats walking by
+// time for rows that rarely fall in the range.
+const amountIndexRows = 5000
+
+// narrowAmountRange tells whether the filter's amount range holds at most
+// amountIndexRows rows in the whole ledger, by reading at most one more
+// entry of the amount index (index only, a millisecond or two). A narrow
+// range ("under 0.05 yuan") is read through the amount index; a wide one
+// ("100 to 500 yuan") is tested on the rows of the time-ordered walk, which
+// finds a page of them soon.
+func (s *Store) narrowAmountRange(db *gorm.DB, f LedgerFilter) (bool, error) {
+	q := db.Table("transactions FORCE INDEX (ix_txn_amount)").Select("1")
+	if f.AmountMin != nil {
+		q = q.Where("amount >= ?", *f.AmountMin)
+	}
+	if f.AmountMax != nil {
+		q = q.Where("amount <= ?", *f.AmountMax)
+	}
+	var n int64
+	if err := db.Table("(?) AS capped", q.Limit(amountIndexRows+1)).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("ledger: unable to size the amount range: %w", err)
+	}
+	return n <= amountIndexRows, nil
+}
+
 // CountTransactions counts the filtered rows up to limit: n is exact when
 // more is false; when more is true there are more than limit.
+//
+// On MySQL the count stops after a short time limit with ErrReadTooLong:
+// the rows are on the page already, the number is a courtesy.
 func (s *Store) CountTransactions(scope Scope, f LedgerFilter, limit int) (n int, more bool, err error) {
 	if limit <= 0 {
 		limit = LedgerCountCap
 	}
-	q, err := s.ledgerBase(scope, f, false)
-	if err != nil {
-		return 0, false, err
-	}
-	sub := q.Select("1").Limit(limit + 1)
 	var c int64
-	if err := s.DB.Table("(?) AS capped", sub).Count(&c).Error; err != nil {
+	err = s.limitedRead(ledgerCountLimit, func(db *gorm.DB) error {
+		q, err := s.ledgerWalk(db, scope, f)
+		if err != nil {
+			return err
+		}
+		return db.Table("(?) AS capped", q.Select("1").Limit(limit+1)).Count(&c).Error
+	})
+	if err != nil {
 		return 0, false, fmt.Errorf("ledger: unable to count transactions: %w", err)
 	}
 	if int(c) > limit {
@@ -408,7 +523,7 @@ var ledgerChunk = 1000
 func (s *Store) EachTransaction(scope Scope, f LedgerFilter, fn func(*Transaction) error) error {
 	var after LedgerCursor
 	for {
-		rows, next, err := s.ListTransactions(scope, f, after, ledgerChunk)
+		rows, next, err := s.listTransactions(s.DB, scope, f, after, ledgerChunk) // no time limit: a whole export
 		if err != nil {
 			return err
 		}

@@ -133,7 +133,7 @@ func maxf(a, b float64) float64 {
 // benchDeepCursor computes, with one index-only query, the cursor after
 // the n-th row of the filtered set (or of its last full page when smaller).
 func benchDeepCursor(b *testing.B, s *Store, f LedgerFilter, n int) (LedgerCursor, int) {
-	q, err := s.ledgerBase(Scope{All: true}, f, true)
+	q, err := s.ledgerBase(s.DB, Scope{All: true}, f)
 	if err != nil {
 		b.Fatal(err)
 	}

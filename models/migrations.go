@@ -40,7 +40,7 @@ var migrations = []migration{
 	{10, "two-factor sign-in", migrate0010},
 	{11, "API tokens and idempotency keys", migrate0011},
 	{12, "a covering date-first index on the daily rollups for the dashboard", migrate0012},
-	{13, "a merchant-and-status index for the ledger's status filter", migrate0013},
+	{13, "newest-first ledger walk indexes per merchant that carry the other filter columns", migrate0013},
 }
 
 // LatestVersion is the schema version this binary expects.

@@ -20,6 +20,8 @@ type Store struct {
 	Vault *Vault
 	// Metrics counts ingests, notifications and flow runs (metrics.go); nil counts nothing.
 	Metrics *Metrics
+
+	limit statementLimit // how this server limits a read (readlimit.go)
 }
 
 // NewStore wraps an open database.
