@@ -224,7 +224,7 @@ func (s *Store) ledgerBase(db *gorm.DB, scope Scope, f LedgerFilter) (*gorm.DB, 
 		q = q.Where("(merchant_order_no = ? OR channel_ref = ? OR refund_no = ?)", f.Query, f.Query, f.Query)
 	}
 	if f.DateFrom != "" || f.DateTo != "" {
-		lo, hi, err := s.occurredBounds(scope, f)
+		lo, hi, err := s.occurredBounds(db, scope, f)
 		if err != nil {
 			return nil, err
 		}
@@ -247,10 +247,12 @@ func (s *Store) ledgerBase(db *gorm.DB, scope Scope, f LedgerFilter) (*gorm.DB, 
 // occurredBounds turns the business-date range into an occurred_at range
 // that holds every row of it: from the earliest local midnight of DateFrom
 // to the latest local midnight after DateTo, over the time zones of the
-// merchants the filter can reach (exact when they share one zone).
-func (s *Store) occurredBounds(scope Scope, f LedgerFilter) (lo, hi time.Time, err error) {
+// merchants the filter can reach (exact when they share one zone). It reads
+// on db, the connection the page's reads hold: asking the pool for a second
+// one could wait forever once every connection is held that way.
+func (s *Store) occurredBounds(db *gorm.DB, scope Scope, f LedgerFilter) (lo, hi time.Time, err error) {
 	var zones []string
-	q := s.DB.Model(&Merchant{}).Scopes(scope.Filter("code")).Distinct("timezone")
+	q := db.Model(&Merchant{}).Scopes(scope.Filter("code")).Distinct("timezone")
 	if f.Merchant != "" {
 		q = q.Where("code = ?", f.Merchant)
 	}

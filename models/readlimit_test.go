@@ -44,3 +44,40 @@ func TestLimitedReadStopsALongRead(t *testing.T) {
 		t.Fatalf("a short read: %d, %v", n, err)
 	}
 }
+
+// A ledger page holds one connection for its reads; everything it asks runs
+// on that connection, so a pool of one still answers (a second request for a
+// connection would wait forever once every connection is held by a page).
+func TestLedgerReadsNeedOneConnection(t *testing.T) {
+	s, _, _ := ledgerQueryFixture(t)
+	if s.Dialect != MySQL {
+		t.Skip("only MySQL pins a connection for the ledger's reads; set " + TestMySQLEnv + " to test it")
+	}
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	done := make(chan error, 1)
+	go func() {
+		both := Scope{Merchants: []string{"SHOP_SH", "SHOP_BJ"}}
+		min := int64(1)
+		f := LedgerFilter{DateFrom: "2026-03-01", DateTo: "2026-03-03", AmountMin: &min}
+		rows, _, err := s.ListTransactions(both, f, LedgerCursor{}, 10)
+		if err == nil && len(rows) == 0 {
+			err = errors.New("no rows")
+		}
+		if err == nil {
+			_, _, err = s.CountTransactions(both, f, 100)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a ledger page with a pool of one connection did not answer in 20 s")
+	}
+}
