@@ -70,8 +70,8 @@ func TestDemoDataCLIRefusals(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--transactions", "0"}, "--transactions must be between 1 and 5000000, not 0"},
-		{[]string{"--transactions", "5000001"}, "--transactions must be between 1 and 5000000"},
+		{[]string{"--transactions", "0"}, "--transactions must be between 1 and 20000000, not 0"},
+		{[]string{"--transactions", "20000001"}, "--transactions must be between 1 and 20000000"},
 		{[]string{"--transactions", "many"}, "invalid value"},
 		{[]string{"--days", "0"}, "--days must be between 1 and 366"},
 		{[]string{"--merchant", "NO_SUCH"}, `no merchant "NO_SUCH"`},
