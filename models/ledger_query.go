@@ -338,6 +338,10 @@ func (s *Store) listTransactions(db *gorm.DB, scope Scope, f LedgerFilter, after
 	if limit <= 0 {
 		limit = LedgerPageSize
 	}
+	narrow, err := s.narrowAmountRange(db, f) // once: the same for every walk
+	if err != nil {
+		return nil, LedgerCursor{}, err
+	}
 	var rows []Transaction
 	if !scope.All && f.Merchant == "" && len(scope.Merchants) > 1 && f.Query == "" {
 		// Each walk yields only its keys (read from the index the walk is
@@ -347,7 +351,7 @@ func (s *Store) listTransactions(db *gorm.DB, scope Scope, f LedgerFilter, after
 		for _, m := range scope.Merchants {
 			g := f
 			g.Merchant = m
-			part, err := s.listPage(db, scope, g, after, limit+1, "id", "occurred_at")
+			part, err := s.listPage(db, scope, g, narrow, after, limit+1, "id", "occurred_at")
 			if err != nil {
 				return nil, LedgerCursor{}, err
 			}
@@ -366,13 +370,11 @@ func (s *Store) listTransactions(db *gorm.DB, scope Scope, f LedgerFilter, after
 			return 0
 		})
 		keys = keys[:min(len(keys), limit+1)]
-		var err error
 		if rows, err = s.transactionsByID(db, scope, keys); err != nil {
 			return nil, LedgerCursor{}, err
 		}
 	} else {
-		var err error
-		if rows, err = s.listPage(db, scope, f, after, limit+1); err != nil {
+		if rows, err = s.listPage(db, scope, f, narrow, after, limit+1); err != nil {
 			return nil, LedgerCursor{}, err
 		}
 	}
@@ -413,8 +415,8 @@ func (s *Store) transactionsByID(db *gorm.DB, scope Scope, keys []Transaction) (
 
 // listPage runs one walk of the ledger: the filtered rows after the cursor,
 // newest first; cols, when given, are the only columns read.
-func (s *Store) listPage(db *gorm.DB, scope Scope, f LedgerFilter, after LedgerCursor, limit int, cols ...string) ([]Transaction, error) {
-	q, err := s.ledgerWalk(db, scope, f)
+func (s *Store) listPage(db *gorm.DB, scope Scope, f LedgerFilter, narrow bool, after LedgerCursor, limit int, cols ...string) ([]Transaction, error) {
+	q, err := s.ledgerWalk(db, scope, f, narrow)
 	if err != nil {
 		return nil, err
 	}
@@ -436,8 +438,9 @@ func (s *Store) listPage(db *gorm.DB, scope Scope, f LedgerFilter, after LedgerC
 // MySQL held to the index ledgerIndexHint names, so that the count stops
 // after limit rows of the same walk instead of the optimizer's guess (which
 // at 10 million rows chose an amount range of two million rows, or a date
-// index needing a row lookup per entry).
-func (s *Store) ledgerWalk(db *gorm.DB, scope Scope, f LedgerFilter) (*gorm.DB, error) {
+// index needing a row lookup per entry). narrow says the filter's amount
+// range is narrow (narrowAmountRange): the walk is then the amount index.
+func (s *Store) ledgerWalk(db *gorm.DB, scope Scope, f LedgerFilter, narrow bool) (*gorm.DB, error) {
 	q, err := s.ledgerBase(db, scope, f)
 	if err != nil {
 		return nil, err
@@ -448,14 +451,8 @@ func (s *Store) ledgerWalk(db *gorm.DB, scope Scope, f LedgerFilter) (*gorm.DB, 
 			n = len(scope.Merchants)
 		}
 		ix := ledgerIndexHint(f, n)
-		if ix != "" && (f.AmountMin != nil || f.AmountMax != nil) {
-			narrow, err := s.narrowAmountRange(db, f)
-			if err != nil {
-				return nil, err
-			}
-			if narrow {
-				ix = "ix_txn_amount"
-			}
+		if ix != "" && narrow {
+			ix = "ix_txn_amount"
 		}
 		if ix != "" {
 			q = q.Table("transactions FORCE INDEX (" + ix + ")")
@@ -474,8 +471,12 @@ const amountIndexRows = 5000
 // entry of the amount index (index only, a millisecond or two). A narrow
 // range ("under 0.05 yuan") is read through the amount index; a wide one
 // ("100 to 500 yuan") is tested on the rows of the time-ordered walk, which
-// finds a page of them soon.
+// finds a page of them soon. Only MySQL is told which index to walk; without
+// an amount range (or with a search, which has its own indexes) nothing is read.
 func (s *Store) narrowAmountRange(db *gorm.DB, f LedgerFilter) (bool, error) {
+	if s.Dialect != MySQL || f.Query != "" || (f.AmountMin == nil && f.AmountMax == nil) {
+		return false, nil
+	}
 	q := db.Table("transactions FORCE INDEX (ix_txn_amount)").Select("1")
 	if f.AmountMin != nil {
 		q = q.Where("amount >= ?", *f.AmountMin)
@@ -501,7 +502,11 @@ func (s *Store) CountTransactions(scope Scope, f LedgerFilter, limit int) (n int
 	}
 	var c int64
 	err = s.limitedRead(ledgerCountLimit, func(db *gorm.DB) error {
-		q, err := s.ledgerWalk(db, scope, f)
+		narrow, err := s.narrowAmountRange(db, f)
+		if err != nil {
+			return err
+		}
+		q, err := s.ledgerWalk(db, scope, f, narrow)
 		if err != nil {
 			return err
 		}
