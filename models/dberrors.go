@@ -68,6 +68,14 @@ func IsFull(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1114 || me.Number == 1021) // ER_RECORD_FILE_FULL, ER_DISK_FULL
 }
 
+// isStatementTimeout recognises a statement the server stopped at its time
+// limit (readlimit.go): MariaDB's ER_STATEMENT_TIMEOUT (1969), MySQL's
+// ER_QUERY_TIMEOUT (3024).
+func isStatementTimeout(err error) bool {
+	var me *mysqldrv.MySQLError
+	return errors.As(err, &me) && (me.Number == 1969 || me.Number == 3024)
+}
+
 // importFailure says what a database failure meant for a statement import:
 // nothing of the file is in the ledger, and what to do next. Other errors
 // are returned as they are.

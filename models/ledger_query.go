@@ -32,7 +32,7 @@ import (
 const LedgerPageSize = 50
 
 // LedgerCountCap is where the ledger stops counting: beyond it the page
-// says "more than 1,000". Counting reads every matching row up to the cap,
+// says "1,000+". Counting reads every matching row up to the cap,
 // so the cap is what a filtered page costs beyond its own 50 rows; at
 // 10,000 it was most of a page's time on a 10-million-row ledger.
 const LedgerCountCap = 1000
@@ -445,20 +445,25 @@ func (s *Store) ledgerWalk(db *gorm.DB, scope Scope, f LedgerFilter, narrow bool
 	if err != nil {
 		return nil, err
 	}
-	if s.Dialect == MySQL {
-		n := 0
-		if !scope.All {
-			n = len(scope.Merchants)
-		}
-		ix := ledgerIndexHint(f, n)
-		if ix != "" && narrow {
-			ix = "ix_txn_amount"
-		}
-		if ix != "" {
-			q = q.Table("transactions FORCE INDEX (" + ix + ")")
-		}
+	n := 0
+	if !scope.All {
+		n = len(scope.Merchants)
 	}
-	return q, nil
+	ix := ledgerIndexHint(f, n)
+	if ix != "" && narrow {
+		ix = "ix_txn_amount"
+	}
+	return s.forceIndex(q, ix), nil
+}
+
+// forceIndex holds a query on transactions to index ix on MySQL, whose
+// optimizer misjudges these walks at ten million rows; SQLite plans its own.
+// An empty ix leaves the choice to the database.
+func (s *Store) forceIndex(q *gorm.DB, ix string) *gorm.DB {
+	if s.Dialect != MySQL || ix == "" {
+		return q
+	}
+	return q.Table("transactions FORCE INDEX (" + ix + ")")
 }
 
 // amountIndexRows is the most rows of an amount range read through the
@@ -477,7 +482,7 @@ func (s *Store) narrowAmountRange(db *gorm.DB, f LedgerFilter) (bool, error) {
 	if s.Dialect != MySQL || f.Query != "" || (f.AmountMin == nil && f.AmountMax == nil) {
 		return false, nil
 	}
-	q := db.Table("transactions FORCE INDEX (ix_txn_amount)").Select("1")
+	q := s.forceIndex(db.Model(&Transaction{}), "ix_txn_amount").Select("1")
 	if f.AmountMin != nil {
 		q = q.Where("amount >= ?", *f.AmountMin)
 	}

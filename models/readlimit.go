@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	mysqldrv "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 )
 
@@ -61,11 +60,4 @@ func (s *Store) limitedRead(d time.Duration, fn func(db *gorm.DB) error) error {
 		return fmt.Errorf("%w: %w", ErrReadTooLong, err)
 	}
 	return err
-}
-
-// isStatementTimeout recognises MariaDB's ER_STATEMENT_TIMEOUT (1969) and
-// MySQL's ER_QUERY_TIMEOUT (3024).
-func isStatementTimeout(err error) bool {
-	var me *mysqldrv.MySQLError
-	return errors.As(err, &me) && (me.Number == 1969 || me.Number == 3024)
 }

@@ -735,14 +735,10 @@ func (ev *evaluator) successRate(r *TriggerRule, p TriggerParams, accts []Channe
 	for i := range accts {
 		a := &accts[i]
 		var row struct{ Total, Succeeded int64 }
-		q := ev.s.DB.Model(&Transaction{})
-		if ev.s.Dialect == MySQL {
-			// The window is minutes of one merchant: a short range of this
-			// index. Left to itself, MariaDB at times read the account's
-			// whole history (10 million rows examined, a minute per rule).
-			q = q.Table("transactions FORCE INDEX (" + ixTxnMerchantWalk + ")")
-		}
-		err := q.
+		// The window is minutes of one merchant: a short range of its walk
+		// index. Left to itself, MariaDB at times read the account's whole
+		// history (10 million rows examined, a minute per rule).
+		err := ev.s.forceIndex(ev.s.DB.Model(&Transaction{}), ixTxnMerchantWalk).
 			Select("COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0) AS succeeded", channels.StatusSucceeded).
 			Where("merchant_code = ? AND account_id = ? AND kind = ? AND occurred_at >= ? AND occurred_at <= ?",
 				a.MerchantCode, a.ID, channels.KindPayment, from, ev.now).Scan(&row).Error
